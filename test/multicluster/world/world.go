@@ -1,0 +1,358 @@
+package world
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/causeway-mesh/causeway/charts"
+)
+
+// maxClusters bounds the world's size by its address plan: cluster i gets
+// pods in 10.i.0.0/16 and services in 10.(100+i).0.0/16.
+const maxClusters = 50
+
+// infraPrefix holds every cluster's control-plane address (10.255.i.1).
+var infraPrefix = netip.MustParsePrefix("10.255.0.0/16")
+
+// ClusterSpec names one cluster of the world and places it.
+type ClusterSpec struct {
+	Name   string
+	Region string
+	Zone   string
+}
+
+// Options configure a world. The zero value starts three clusters named
+// c1, c2 and c3 with workloads.
+type Options struct {
+	// Clusters to start. Empty: three clusters c1..c3, regions r1..r3.
+	Clusters []ClusterSpec
+	// BinDir holds the binaries. Empty: FindBinDir.
+	BinDir string
+	// HostPortBase, if not 0, is the preferred host port of the first
+	// cluster's API server forward; cluster i prefers base+i-1, and a taken
+	// port moves on to the next free one. 0 picks free ports.
+	HostPortBase int
+	// NoWorkloads disables running processes for pods with Causeway's
+	// test images.
+	NoWorkloads bool
+	// CRDs to install in every cluster. Nil: the MCS and Causeway CRDs.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// HandleSignals makes SIGINT and SIGTERM tear the world down before the
+	// process exits with the signal (for a test's TestMain; a CLI with its
+	// own signal handling leaves it off).
+	HandleSignals bool
+	// Logf reports what the world does and what goes wrong in it (a
+	// process that exits on its own). Nil: standard error.
+	Logf func(format string, args ...any)
+}
+
+// World is a set of simulated clusters inside one private network
+// namespace, with host forwards to their API servers and a merged
+// kubeconfig.
+type World struct {
+	// Dir holds everything the world writes; it is removed by Stop.
+	Dir string
+	// NS is the network namespace every process runs in.
+	NS *Namespace
+	// Clusters in the order given.
+	Clusters []*Cluster
+	// Kubeconfig is the merged kubeconfig: one context per cluster, named
+	// after it.
+	Kubeconfig string
+
+	binDir    string
+	logDir    string
+	opts      Options
+	workloads *workloads
+
+	mu       sync.Mutex
+	errs     []error
+	failed   chan struct{} // closed at the first unexpected exit
+	stopping bool
+	stopOnce sync.Once
+	stopSig  chan struct{}
+}
+
+// Start creates the namespace and starts every cluster concurrently. It
+// returns when all are ready, or tears down what it started and returns the
+// first error.
+func Start(ctx context.Context, opts Options) (_ *World, err error) {
+	if len(opts.Clusters) == 0 {
+		opts.Clusters = []ClusterSpec{{Name: "c1", Region: "r1"}, {Name: "c2", Region: "r2"}, {Name: "c3", Region: "r3"}}
+	}
+	if err := validateSpecs(opts.Clusters); err != nil {
+		return nil, err
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	}
+	binDir := opts.BinDir
+	if binDir == "" {
+		if binDir, err = FindBinDir(); err != nil {
+			return nil, err
+		}
+	}
+	need := []string{binEtcd, binAPIServer, binKCM, binScheduler, binKwok, fileKwokStage}
+	if !opts.NoWorkloads {
+		need = append(need, binEcho, binFortio)
+	}
+	if err := requireBinaries(binDir, need...); err != nil {
+		return nil, err
+	}
+	if opts.CRDs == nil {
+		if opts.CRDs, err = charts.All(); err != nil {
+			return nil, fmt.Errorf("load CRDs: %w", err)
+		}
+	}
+	if !isRoot() {
+		return nil, ErrNeedsRoot
+	}
+	removeStaleDirs()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("causeway-world-%d-", os.Getpid()))
+	if err != nil {
+		return nil, fmt.Errorf("create world directory: %w", err)
+	}
+	w := &World{Dir: dir, binDir: binDir, logDir: filepath.Join(dir, "logs"), opts: opts, stopSig: make(chan struct{}), failed: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			if serr := w.Stop(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+	}()
+	if err := os.MkdirAll(w.logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create log directory: %w", err)
+	}
+	local := []netip.Prefix{infraPrefix}
+	for i, spec := range opts.Clusters {
+		idx := i + 1
+		c := &Cluster{
+			Name: spec.Name, Region: spec.Region, Zone: spec.Zone, Index: idx,
+			PodCIDR:     netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(idx), 0, 0}), 16),
+			ServiceCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + idx), 0, 0}), 16),
+			InfraIP:     netip.AddrFrom4([4]byte{10, 255, byte(idx), 1}),
+			NodeName:    spec.Name + "-node-1",
+			Dir:         filepath.Join(dir, spec.Name),
+			world:       w,
+			procs:       map[string]*Proc{},
+		}
+		w.Clusters = append(w.Clusters, c)
+		local = append(local, c.PodCIDR)
+	}
+	if w.NS, err = NewNamespace(local); err != nil {
+		return nil, err
+	}
+	if opts.HandleSignals {
+		w.handleSignals()
+	}
+
+	errs := make([]error, len(w.Clusters))
+	var wg sync.WaitGroup
+	for i, c := range w.Clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.boot(ctx, opts.CRDs)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := w.writeMergedKubeconfig(); err != nil {
+		return nil, err
+	}
+	if !opts.NoWorkloads {
+		if w.workloads, err = startWorkloads(w); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func validateSpecs(specs []ClusterSpec) error {
+	if len(specs) > maxClusters {
+		return fmt.Errorf("at most %d clusters, got %d", maxClusters, len(specs))
+	}
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if errs := validation.IsDNS1123Label(s.Name); len(errs) > 0 {
+			return fmt.Errorf("cluster name %q: %s", s.Name, strings.Join(errs, "; "))
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("cluster name %q given twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+// hostPort is the preferred host port of cluster idx's API server forward.
+func (w *World) hostPort(idx int) int {
+	if w.opts.HostPortBase == 0 {
+		return 0
+	}
+	return w.opts.HostPortBase + idx - 1
+}
+
+func (w *World) writeMergedKubeconfig() error {
+	cfg := clientcmdapi.NewConfig()
+	for _, c := range w.Clusters {
+		addToKubeconfig(cfg, c.Name, "https://"+c.Forward.Addr, c.pki)
+	}
+	cfg.CurrentContext = w.Clusters[0].Name
+	w.Kubeconfig = filepath.Join(w.Dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, w.Kubeconfig); err != nil {
+		return fmt.Errorf("write merged kubeconfig: %w", err)
+	}
+	return nil
+}
+
+// Cluster returns the named cluster, or nil.
+func (w *World) Cluster(name string) *Cluster {
+	for _, c := range w.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// HTTPClient returns a client whose connections are made inside the
+// namespace, to reach pod IPs.
+func (w *World) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: w.NS.DialContext, DisableKeepAlives: true}}
+}
+
+// DialContext connects to an address inside the namespace.
+func (w *World) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return w.NS.DialContext(ctx, network, address)
+}
+
+// Procs returns every process the world runs now: control planes and
+// workloads.
+func (w *World) Procs() []*Proc {
+	var out []*Proc
+	for _, c := range w.Clusters {
+		out = append(out, c.procList()...)
+	}
+	if w.workloads != nil {
+		out = append(out, w.workloads.procs()...)
+	}
+	return out
+}
+
+// Err returns the errors of processes that exited on their own so far.
+func (w *World) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return errors.Join(w.errs...)
+}
+
+// Failed is closed when a control-plane process first exits on its own;
+// Err then says which and why.
+func (w *World) Failed() <-chan struct{} { return w.failed }
+
+// unexpectedExit records and reports a control-plane process that died.
+func (w *World) unexpectedExit(p *Proc, err error) {
+	w.mu.Lock()
+	if w.stopping {
+		w.mu.Unlock()
+		return
+	}
+	perr := processExited(p, err)
+	w.errs = append(w.errs, perr)
+	if len(w.errs) == 1 {
+		close(w.failed)
+	}
+	w.mu.Unlock()
+	w.opts.Logf("test world: %v", perr)
+}
+
+// Stop tears the world down: workloads, then each cluster's control plane,
+// then the namespace and the directory. It is safe to call more than once
+// and from several goroutines; every call returns after teardown is
+// complete.
+func (w *World) Stop() error {
+	var err error
+	w.stopOnce.Do(func() {
+		w.mu.Lock()
+		w.stopping = true
+		w.mu.Unlock()
+		if w.workloads != nil {
+			w.workloads.stop()
+		}
+		var wg sync.WaitGroup
+		for _, c := range w.Clusters {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.stop() }()
+		}
+		wg.Wait()
+		if w.NS != nil {
+			err = w.NS.Close()
+		}
+		if rerr := os.RemoveAll(w.Dir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove world directory: %w", rerr))
+		}
+		close(w.stopSig)
+	})
+	<-w.stopSig
+	return err
+}
+
+// handleSignals tears the world down on SIGINT or SIGTERM, then lets the
+// signal end the process as it would have.
+func (w *World) handleSignals() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			w.opts.Logf("test world: %v: tearing down", sig)
+			_ = w.Stop()
+			signal.Reset(sig)
+			if s, ok := sig.(syscall.Signal); ok {
+				_ = syscall.Kill(os.Getpid(), s)
+			}
+		case <-w.stopSig:
+			signal.Stop(ch)
+		}
+	}()
+}
+
+// removeStaleDirs removes world directories left by processes that were
+// killed before they could clean up (SIGKILL leaves no chance).
+func removeStaleDirs() {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), "causeway-world-*-*"))
+	for _, m := range matches {
+		rest := strings.TrimPrefix(filepath.Base(m), "causeway-world-")
+		pidStr, _, ok := strings.Cut(rest, "-")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(m)
+		}
+	}
+}
