@@ -218,6 +218,14 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--tls-cert-file="+c.pki.ServingCert,
 		"--tls-private-key-file="+c.pki.ServingKey,
 		"--client-ca-file="+c.pki.CACert,
+		// The request-header (front proxy) CA is published for the
+		// controller-manager's and scheduler's own authentication; no
+		// front proxy runs.
+		"--requestheader-client-ca-file="+c.pki.CACert,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--service-account-key-file="+c.pki.SAPub,
 		"--service-account-signing-key-file="+c.pki.SAKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",

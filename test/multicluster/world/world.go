@@ -85,6 +85,7 @@ type World struct {
 	mu       sync.Mutex
 	errs     []error
 	failed   chan struct{} // closed at the first unexpected exit
+	started  bool          // Start has returned the world
 	stopping bool
 	stopOnce sync.Once
 	stopSig  chan struct{}
@@ -184,6 +185,9 @@ func Start(ctx context.Context, opts Options) (_ *World, err error) {
 			return nil, err
 		}
 	}
+	w.mu.Lock()
+	w.started = true
+	w.mu.Unlock()
 	return w, nil
 }
 
@@ -282,8 +286,13 @@ func (w *World) unexpectedExit(p *Proc, err error) {
 	if len(w.errs) == 1 {
 		close(w.failed)
 	}
+	started := w.started
 	w.mu.Unlock()
-	w.opts.Logf("test world: %v", perr)
+	// While Start runs, its readiness waits return this error; afterwards
+	// nobody would, so it is reported here.
+	if started {
+		w.opts.Logf("test world: %v", perr)
+	}
 }
 
 // Stop tears the world down: workloads, then each cluster's control plane,
