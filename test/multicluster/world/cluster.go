@@ -131,7 +131,7 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 		ok, err := cond(ctx)
 		if err != nil {
 			last = err
-			return false, nil
+			return false, nil //nolint:nilerr // keep polling; the last error is reported on timeout
 		}
 		return ok, nil
 	})
@@ -139,7 +139,10 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 		if pe := (*ProcessError)(nil); errors.As(err, &pe) {
 			return fmt.Errorf("cluster %s: waiting for %s: %w", c.Name, what, err)
 		}
-		return fmt.Errorf("cluster %s: %s not ready after %s (last error: %v): %w", c.Name, what, timeout, last, err)
+		if last != nil {
+			return fmt.Errorf("cluster %s: %s not ready after %s: %w (last error: %w)", c.Name, what, timeout, err, last)
+		}
+		return fmt.Errorf("cluster %s: %s not ready after %s: %w", c.Name, what, timeout, err)
 	}
 	return nil
 }
