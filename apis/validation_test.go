@@ -246,6 +246,7 @@ func TestMemberClusterValidation(t *testing.T) {
 
 	causewayCases(t, "MemberCluster", "cluster-a", false, map[string]manifestCase{
 		"region only":   {spec: `{region: us-east-1}`},
+		"no locality":   {spec: `{}`},
 		"TCP transport": {spec: `{region: r, gateway: {addresses: ["gw:1"], transport: TCP}}`},
 		"name is not a DNS label": {
 			name:     "eu.west",
@@ -256,10 +257,6 @@ func TestMemberClusterValidation(t *testing.T) {
 			name:     strings.Repeat("a", 64),
 			spec:     `{region: eu-west-1}`,
 			wantErrs: []string{"metadata.name is the cluster name and must be a DNS-1123 label"},
-		},
-		"region missing": {
-			spec:     `{zone: a}`,
-			wantErrs: []string{"spec.region: Required value"},
 		},
 		"zone with a space": {
 			spec:     `{region: eu-west-1, zone: "eu west"}`,

@@ -49,6 +49,8 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&FailoverPolicy{}, &FailoverPolicyList{},
 		&AuthorizationPolicy{}, &AuthorizationPolicyList{},
 		&MeshConfig{}, &MeshConfigList{},
+		&ExportRecord{}, &ExportRecordList{},
+		&GlobalService{}, &GlobalServiceList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -94,9 +94,10 @@ type MemberCluster struct {
 type MemberClusterSpec struct {
 	// Region is the region the cluster runs in, for example "eu-west-1".
 	// Proxies prefer endpoints in their own region, and FailoverPolicy
-	// priorities can select clusters by region.
-	// +required
-	Region LocalityName `json:"region"`
+	// priorities can select clusters by region. Optional: a cluster without
+	// a region matches no region selector.
+	// +optional
+	Region LocalityName `json:"region,omitempty"`
 
 	// Zone is the zone within the region, for example "eu-west-1a". Leave it
 	// unset for a cluster that spans zones.
