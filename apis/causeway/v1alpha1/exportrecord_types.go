@@ -59,6 +59,18 @@ const (
 	// the hub's kube-system namespace.
 	AnnotationHubUID = "causeway.dev/hub-uid"
 
+	// AnnotationNamespaces, on the agent's Lease, lists the namespaces that
+	// exist in the member (comma-separated, sorted): by namespace sameness,
+	// the member imports exactly the services of those namespaces.
+	AnnotationNamespaces = "causeway.dev/namespaces"
+
+	// AnnotationAgentVersion, on the agent's Lease, is the agent's version.
+	AnnotationAgentVersion = "causeway.dev/agent-version"
+
+	// ClusterSetReaderRole is the Role in the hub's SystemNamespace that
+	// lets members read GlobalServices.
+	ClusterSetReaderRole = "causeway-member-reader"
+
 	// ManagedByAgent is the endpointslice.kubernetes.io/managed-by value of
 	// the EndpointSlices the agent makes for imports.
 	ManagedByAgent = "agent.causeway.dev"
