@@ -62,6 +62,11 @@ type Cluster struct {
 	// Kubeconfig is a kubeconfig file for the host side (via Forward), with
 	// one context named Name.
 	Kubeconfig string
+	// InnerKubeconfig is a kubeconfig file for processes inside the
+	// namespace (server InnerServer), as cluster-admin.
+	InnerKubeconfig string
+	// InnerServer is the API server's URL inside the namespace.
+	InnerServer string
 	// Forward relays the host's 127.0.0.1 to the API server.
 	Forward *Forward
 	// Config is a REST config for the host side, as cluster-admin.
@@ -74,6 +79,11 @@ type Cluster struct {
 	mu    sync.Mutex
 	procs map[string]*Proc
 }
+
+// InfraAddr is host:port on the cluster's own address inside the
+// namespace, for a process that serves on behalf of the cluster (an
+// agent's DNS server, say).
+func (c *Cluster) InfraAddr(port int) string { return c.addr(port) }
 
 func (c *Cluster) addr(port int) string {
 	return net.JoinHostPort(c.InfraIP.String(), strconv.Itoa(port))
@@ -168,11 +178,12 @@ func (c *Cluster) boot(ctx context.Context, crds []*apiextensionsv1.CustomResour
 	if err := c.startAPIServer(ctx); err != nil {
 		return err
 	}
-	inner := filepath.Join(c.Dir, "inner.kubeconfig")
-	if err := writeKubeconfig(inner, c.Name, "https://"+c.addr(portAPIServer), pki); err != nil {
+	c.InnerServer = "https://" + c.addr(portAPIServer)
+	c.InnerKubeconfig = filepath.Join(c.Dir, "inner.kubeconfig")
+	if err := writeKubeconfig(c.InnerKubeconfig, c.Name, c.InnerServer, pki); err != nil {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
-	if err := c.startControllers(ctx, inner); err != nil {
+	if err := c.startControllers(ctx, c.InnerKubeconfig); err != nil {
 		return err
 	}
 	if err := c.installCRDs(ctx, crds); err != nil {

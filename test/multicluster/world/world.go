@@ -81,6 +81,7 @@ type World struct {
 	logDir    string
 	opts      Options
 	workloads *workloads
+	extra     []*Proc // started with Run
 
 	mu       sync.Mutex
 	errs     []error
@@ -250,10 +251,36 @@ func (w *World) DialContext(ctx context.Context, network, address string) (net.C
 	return w.NS.DialContext(ctx, network, address)
 }
 
-// Procs returns every process the world runs now: control planes and
-// workloads.
+// Run starts a process of the caller's (a hub, an agent) inside the
+// namespace, with its output in the world's log directory. bin is a path,
+// or a name in the world's binary directory. If it exits without Stop or
+// Kill it is reported like a control-plane process; Stop ends it first.
+func (w *World) Run(name, bin string, args ...string) (*Proc, error) {
+	if !filepath.IsAbs(bin) {
+		if err := requireBinaries(w.binDir, bin); err != nil {
+			return nil, err
+		}
+		bin = filepath.Join(w.binDir, bin)
+	}
+	p, err := startProc(w.NS, name, w.logDir, bin, args, nil, w.unexpectedExit)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.extra = append(w.extra, p)
+	w.mu.Unlock()
+	return p, nil
+}
+
+// BinDir is the directory the world takes its binaries from.
+func (w *World) BinDir() string { return w.binDir }
+
+// Procs returns every process the world runs now: control planes,
+// workloads and processes started with Run.
 func (w *World) Procs() []*Proc {
-	var out []*Proc
+	w.mu.Lock()
+	out := append([]*Proc(nil), w.extra...)
+	w.mu.Unlock()
 	for _, c := range w.Clusters {
 		out = append(out, c.procList()...)
 	}
@@ -305,10 +332,18 @@ func (w *World) Stop() error {
 		w.mu.Lock()
 		w.stopping = true
 		w.mu.Unlock()
+		w.mu.Lock()
+		extra := w.extra
+		w.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, p := range extra {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.Stop() }()
+		}
+		wg.Wait()
 		if w.workloads != nil {
 			w.workloads.stop()
 		}
-		var wg sync.WaitGroup
 		for _, c := range w.Clusters {
 			wg.Add(1)
 			go func() { defer wg.Done(); c.stop() }()

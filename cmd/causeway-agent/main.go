@@ -1,0 +1,56 @@
+// Command causeway-agent runs in every member cluster: it publishes the
+// cluster's ServiceExports to the hub, realises the cluster set's services
+// as ServiceImports and EndpointSlices, and answers clusterset.local DNS.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/causeway-mesh/causeway/controllers/agent"
+	"github.com/causeway-mesh/causeway/internal/run"
+	"github.com/causeway-mesh/causeway/internal/version"
+)
+
+func main() {
+	// A flag set of its own: controller-runtime registers --kubeconfig on
+	// the global one.
+	flag := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the member cluster (default: in-cluster)")
+	kubecontext := flag.String("context", "", "kubeconfig context")
+	lease := flag.Duration("lease-duration", agent.DefaultLeaseDuration, "duration of the agent's lease on the hub; it is renewed every third of it")
+	ipRange := flag.String("clusterset-ip-range", agent.DefaultClusterSetIPRange, "CIDR that ClusterSetIPs are allocated from")
+	dnsAddr := flag.String("dns-addr", ":5353", "address of the clusterset.local DNS server, UDP and TCP (empty disables)")
+	metrics := flag.String("metrics-addr", ":8080", "address of the Prometheus metrics endpoint (0 disables)")
+	health := flag.String("health-addr", ":8081", "address of /healthz (0 disables)")
+	level := flag.String("log-level", "info", "debug, info, warn or error")
+	_ = flag.Parse(os.Args[1:]) // ExitOnError: exits on a bad flag
+
+	log, err := run.Logger(*level)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	prefix, err := netip.ParsePrefix(*ipRange)
+	if err != nil {
+		log.Error("bad --clusterset-ip-range", "err", err)
+		os.Exit(2)
+	}
+	cfg, err := run.RESTConfig(*kubeconfig, *kubecontext)
+	if err != nil {
+		log.Error("agent cannot start", "err", err)
+		os.Exit(1)
+	}
+	ctx, stop := run.SignalContext()
+	defer stop()
+	if err := agent.Run(ctx, agent.Config{
+		Member: cfg, LeaseDuration: *lease, ClusterSetIPRange: prefix, DNSAddr: *dnsAddr,
+		MetricsAddr: *metrics, HealthAddr: *health, Version: version.Version, Logger: log,
+	}); err != nil {
+		log.Error("agent stopped", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}

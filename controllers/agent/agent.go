@@ -1,0 +1,182 @@
+// Package agent wires the per-cluster agent: it finds the member's name
+// (its cluster.clusterset.k8s.io ClusterProperty) and hub credentials (the
+// Secret `causeway join` wrote), starts a controller-runtime manager for the
+// member with a second cluster for the hub — cached only in the two hub
+// namespaces the member may read — and runs the export and import
+// controllers, the lease that tells the hub the member is alive, and the
+// clusterset.local DNS server.
+//
+// The agent connects out to the hub; the hub never needs credentials for
+// the member. If the hub is unreachable the agent keeps its last realised
+// state: informer caches keep their content, and nothing is deleted on a
+// failed read.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	aboutv1alpha1 "github.com/causeway-mesh/causeway/apis/about/v1alpha1"
+	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/controllers/clustersetdns"
+	"github.com/causeway-mesh/causeway/controllers/serviceexport"
+	"github.com/causeway-mesh/causeway/controllers/serviceimport"
+	"github.com/causeway-mesh/causeway/internal/scheme"
+)
+
+// ErrNotJoined means the member has no cluster ID or hub credentials.
+var ErrNotJoined = errors.New("this cluster has not joined a cluster set; run `causeway join`")
+
+// Defaults.
+const (
+	DefaultLeaseDuration     = 15 * time.Second
+	DefaultClusterSetIPRange = "240.240.0.0/16"
+)
+
+// Config configures an agent.
+type Config struct {
+	// Member reaches the member cluster's API server.
+	Member *rest.Config
+	// LeaseDuration is the agent lease's duration; it renews every third.
+	LeaseDuration time.Duration
+	// ClusterSetIPRange is where ClusterSetIPs come from.
+	ClusterSetIPRange netip.Prefix
+	// DNSAddr serves clusterset.local DNS (UDP and TCP); "" disables it.
+	DNSAddr string
+	// MetricsAddr and HealthAddr: "0" disables.
+	MetricsAddr, HealthAddr string
+	// Version is reported on the lease.
+	Version string
+	// Logger for the agent's own lines (controllers log through logr).
+	Logger *slog.Logger
+}
+
+// Identity is what the agent learns from its cluster at start-up.
+type Identity struct {
+	Cluster string
+	Hub     *rest.Config
+}
+
+// Discover reads the member's cluster ID and hub credentials.
+func Discover(ctx context.Context, member client.Reader) (*Identity, error) {
+	var cp aboutv1alpha1.ClusterProperty
+	if err := member.Get(ctx, client.ObjectKey{Name: aboutv1alpha1.ClusterIDPropertyName}, &cp); err != nil {
+		return nil, fmt.Errorf("%w: read ClusterProperty %s: %w", ErrNotJoined, aboutv1alpha1.ClusterIDPropertyName, err)
+	}
+	var sec corev1.Secret
+	if err := member.Get(ctx, client.ObjectKey{Namespace: causewayv1alpha1.SystemNamespace, Name: causewayv1alpha1.HubCredentialsSecret}, &sec); err != nil {
+		return nil, fmt.Errorf("%w: read Secret %s/%s: %w", ErrNotJoined, causewayv1alpha1.SystemNamespace, causewayv1alpha1.HubCredentialsSecret, err)
+	}
+	hub, err := clientcmd.RESTConfigFromKubeConfig(sec.Data[causewayv1alpha1.HubCredentialsKey])
+	if err != nil {
+		return nil, fmt.Errorf("hub credentials in Secret %s/%s: %w", causewayv1alpha1.SystemNamespace, causewayv1alpha1.HubCredentialsSecret, err)
+	}
+	return &Identity{Cluster: cp.Spec.Value, Hub: hub}, nil
+}
+
+// Run runs the agent until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.LeaseDuration <= 0 {
+		cfg.LeaseDuration = DefaultLeaseDuration
+	}
+	if !cfg.ClusterSetIPRange.IsValid() {
+		cfg.ClusterSetIPRange = netip.MustParsePrefix(DefaultClusterSetIPRange)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := scheme.New()
+	direct, err := client.New(cfg.Member, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("member client: %w", err)
+	}
+	id, err := Discover(ctx, direct)
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger.With("cluster", id.Cluster)
+	memberNS := causewayv1alpha1.MemberNamespace(id.Cluster)
+
+	mgr, err := ctrl.NewManager(cfg.Member, ctrl.Options{
+		Scheme:                 s,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress: cfg.HealthAddr,
+	})
+	if err != nil {
+		return fmt.Errorf("create member manager: %w", err)
+	}
+	hub, err := cluster.New(id.Hub, func(o *cluster.Options) {
+		o.Scheme = s
+		// The member may read only its own namespace and the system
+		// namespace on the hub.
+		o.Cache.ByObject = map[client.Object]cache.ByObject{
+			&causewayv1alpha1.ExportRecord{}:  {Namespaces: map[string]cache.Config{memberNS: {}}},
+			&causewayv1alpha1.GlobalService{}: {Namespaces: map[string]cache.Config{causewayv1alpha1.SystemNamespace: {}}},
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("create hub cluster client: %w", err)
+	}
+	if err := mgr.Add(hub); err != nil {
+		return fmt.Errorf("add hub cluster: %w", err)
+	}
+
+	writes := newWriteCounter()
+	if err := metrics.Registry.Register(writes.vec); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	if err := (&serviceexport.Reconciler{Member: mgr.GetClient(), Hub: hub.GetClient(), ClusterName: id.Cluster}).SetupWithManager(mgr, hub); err != nil {
+		return fmt.Errorf("set up export controller: %w", err)
+	}
+	ips, err := serviceimport.NewAllocator(cfg.ClusterSetIPRange)
+	if err != nil {
+		return err
+	}
+	imports := &serviceimport.Reconciler{Member: mgr.GetClient(), Hub: hub.GetClient(), IPs: ips, Writes: writes.count}
+	if err := imports.Prime(ctx, direct); err != nil {
+		return err
+	}
+	if err := imports.SetupWithManager(mgr, hub); err != nil {
+		return fmt.Errorf("set up import controller: %w", err)
+	}
+	hubDirect, err := client.New(id.Hub, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("hub client: %w", err)
+	}
+	lease := &leaseRenewer{hub: hubDirect, member: mgr.GetClient(), cluster: id.Cluster, duration: cfg.LeaseDuration, version: cfg.Version, log: log}
+	if err := mgr.Add(manager.RunnableFunc(lease.run)); err != nil {
+		return fmt.Errorf("add lease renewer: %w", err)
+	}
+	if cfg.DNSAddr != "" {
+		dns := &clustersetdns.Server{Reader: mgr.GetClient(), Logger: log, Registerer: metrics.Registry}
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return dns.ListenAndServe(ctx, cfg.DNSAddr) })); err != nil {
+			return fmt.Errorf("add DNS server: %w", err)
+		}
+	}
+	if cfg.HealthAddr != "0" && cfg.HealthAddr != "" {
+		if err := mgr.AddHealthzCheck("ping", func(*http.Request) error { return nil }); err != nil {
+			return fmt.Errorf("add health check: %w", err)
+		}
+	}
+	log.Info("agent starting", "hub", id.Hub.Host, "clusterSetIPRange", cfg.ClusterSetIPRange.String(), "dns", cfg.DNSAddr)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("run agent: %w", err)
+	}
+	return nil
+}

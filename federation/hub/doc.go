@@ -1,0 +1,27 @@
+// Package hub is the hub controller: it merges the members' ExportRecords
+// into GlobalServices by the Multi-Cluster Services rules, reports each
+// export's conflicts back on its record, and tracks member health from the
+// agents' leases.
+//
+// Two reconcilers run in the hub cluster's manager:
+//
+//   - ServiceReconciler, keyed by the service's namespace/name (not by the
+//     location of any object): it gathers every ExportRecord of the service
+//     (a field index) and every MemberCluster, decides the merged service
+//     with aggregate.Merge (a pure function), and acts by creating, updating
+//     or deleting the GlobalService and patching the records' Conflict
+//     conditions — each only when it differs, so a resync after a restart
+//     writes nothing.
+//   - MemberClusterReconciler, keyed by cluster name: it reads the agent's
+//     Lease in the member's hub namespace and sets the Joined, Healthy and
+//     Ready conditions. A member is healthy until its lease's renew time
+//     plus its duration plus the grace period; the reconciler requeues for
+//     exactly that moment (with an injected clock, so tests need no
+//     sleeping). When health changes, every service the member exports is
+//     re-merged, which withdraws (or restores) its endpoints everywhere.
+//
+// The hub holds no member credentials: agents connect to the hub and write
+// only in their own namespace. Records are trusted only for their own
+// namespace: a record whose spec names another cluster than its namespace's
+// member is ignored.
+package hub

@@ -1,0 +1,176 @@
+// Package clusterset brings up a Causeway cluster set on a test world: it
+// joins member clusters to a hub with the same code `causeway join` runs,
+// and runs the real causeway-hub and causeway-agent binaries as processes
+// inside the world's network namespace. Tests and `causeway demo` use it;
+// scenarios stop, kill and restart the processes to make real faults.
+package clusterset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/causeway-mesh/causeway/federation/membership"
+	"github.com/causeway-mesh/causeway/test/multicluster/world"
+)
+
+// Ports each member's agent serves on its cluster's address inside the
+// namespace.
+const (
+	DNSPort     = 53
+	MetricsPort = 9090
+	HealthPort  = 9091
+)
+
+// Options configure a cluster set.
+type Options struct {
+	// Hub names the world's cluster that runs the hub.
+	Hub string
+	// Members name the clusters to join (the hub may be one of them).
+	Members []string
+	// GracePeriod of the hub; LeaseDuration of the agents. Zero: the
+	// binaries' defaults.
+	GracePeriod, LeaseDuration time.Duration
+	// LogLevel of the hub and agents ("info" when empty).
+	LogLevel string
+}
+
+// ClusterSet is a running hub and its agents.
+type ClusterSet struct {
+	W    *world.World
+	Opts Options
+
+	mu     sync.Mutex
+	hub    *world.Proc
+	agents map[string]*world.Proc
+}
+
+// Start joins every member to the hub and starts the hub and the agents.
+func Start(ctx context.Context, w *world.World, o Options) (*ClusterSet, error) {
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	hub := w.Cluster(o.Hub)
+	if hub == nil {
+		return nil, fmt.Errorf("no cluster %q in the world", o.Hub)
+	}
+	cs := &ClusterSet{W: w, Opts: o, agents: map[string]*world.Proc{}}
+	for _, name := range o.Members {
+		m := w.Cluster(name)
+		if m == nil {
+			return nil, fmt.Errorf("no cluster %q in the world", name)
+		}
+		if err := membership.Join(ctx, membership.JoinOptions{
+			Name: name, Region: m.Region, Zone: m.Zone,
+			Hub: hub.Config, Member: m.Config,
+			// The agents run inside the namespace: they reach the hub at
+			// its inner address, not at the host forward.
+			HubServer: hub.InnerServer,
+		}); err != nil {
+			return nil, fmt.Errorf("join %s: %w", name, err)
+		}
+	}
+	if err := cs.StartHub(); err != nil {
+		return nil, err
+	}
+	for _, name := range o.Members {
+		if err := cs.StartAgent(name); err != nil {
+			return nil, errors.Join(err, cs.Stop())
+		}
+	}
+	return cs, nil
+}
+
+// StartHub starts causeway-hub (again).
+func (cs *ClusterSet) StartHub() error {
+	hub := cs.W.Cluster(cs.Opts.Hub)
+	args := []string{
+		"--kubeconfig=" + hub.InnerKubeconfig,
+		"--metrics-addr=" + hub.InfraAddr(MetricsPort+10),
+		"--health-addr=" + hub.InfraAddr(HealthPort+10),
+		"--log-level=" + cs.Opts.LogLevel,
+	}
+	if cs.Opts.GracePeriod > 0 {
+		args = append(args, "--grace-period="+cs.Opts.GracePeriod.String())
+	}
+	p, err := cs.W.Run(cs.Opts.Hub+"/causeway-hub", "causeway-hub", args...)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	cs.hub = p
+	cs.mu.Unlock()
+	return nil
+}
+
+// StartAgent starts the named member's causeway-agent (again).
+func (cs *ClusterSet) StartAgent(name string) error {
+	m := cs.W.Cluster(name)
+	if m == nil {
+		return fmt.Errorf("no cluster %q in the world", name)
+	}
+	args := []string{
+		"--kubeconfig=" + m.InnerKubeconfig,
+		"--dns-addr=" + m.InfraAddr(DNSPort),
+		"--metrics-addr=" + m.InfraAddr(MetricsPort),
+		"--health-addr=" + m.InfraAddr(HealthPort),
+		"--log-level=" + cs.Opts.LogLevel,
+	}
+	if cs.Opts.LeaseDuration > 0 {
+		args = append(args, "--lease-duration="+cs.Opts.LeaseDuration.String())
+	}
+	p, err := cs.W.Run(name+"/causeway-agent", "causeway-agent", args...)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	cs.agents[name] = p
+	cs.mu.Unlock()
+	return nil
+}
+
+// Hub is the hub process.
+func (cs *ClusterSet) Hub() *world.Proc {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.hub
+}
+
+// Agent is the named member's agent process.
+func (cs *ClusterSet) Agent(name string) *world.Proc {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.agents[name]
+}
+
+// DNSAddr is the named member's clusterset.local DNS server address.
+func (cs *ClusterSet) DNSAddr(name string) string {
+	return cs.W.Cluster(name).InfraAddr(DNSPort)
+}
+
+// MetricsURL is the named member agent's metrics endpoint.
+func (cs *ClusterSet) MetricsURL(name string) string {
+	return "http://" + cs.W.Cluster(name).InfraAddr(MetricsPort) + "/metrics"
+}
+
+// Stop stops the agents and the hub.
+func (cs *ClusterSet) Stop() error {
+	cs.mu.Lock()
+	procs := []*world.Proc{cs.hub}
+	for _, p := range cs.agents {
+		procs = append(procs, p)
+	}
+	cs.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Stop() }()
+	}
+	wg.Wait()
+	return nil
+}
