@@ -17,8 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -42,6 +43,15 @@ import (
 
 // ErrNotJoined means the member has no cluster ID or hub credentials.
 var ErrNotJoined = errors.New("this cluster has not joined a cluster set; run `causeway join`")
+
+// Client-side rate limits of the agent's clients.
+const (
+	clientQPS   = 1000
+	clientBurst = 2000
+	// workers per controller: reconciles wait on API round trips, so a few
+	// run at once.
+	workers = 4
+)
 
 // Defaults.
 const (
@@ -87,6 +97,9 @@ func Discover(ctx context.Context, member client.Reader) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub credentials in Secret %s/%s: %w", causewayv1alpha1.SystemNamespace, causewayv1alpha1.HubCredentialsSecret, err)
 	}
+	// client-go's default of 5 requests/s would hold 1,000 exports back
+	// for minutes; the hub's API priority and fairness still protects it.
+	hub.QPS, hub.Burst = clientQPS, clientBurst
 	return &Identity{Cluster: cp.Spec.Value, Hub: hub}, nil
 }
 
@@ -102,6 +115,8 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Logger = slog.Default()
 	}
 	s := scheme.New()
+	cfg.Member = rest.CopyConfig(cfg.Member)
+	cfg.Member.QPS, cfg.Member.Burst = clientQPS, clientBurst
 	direct, err := client.New(cfg.Member, client.Options{Scheme: s})
 	if err != nil {
 		return fmt.Errorf("member client: %w", err)
@@ -117,6 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Scheme:                 s,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.HealthAddr,
+		Controller:             config.Controller{MaxConcurrentReconciles: workers},
 	})
 	if err != nil {
 		return fmt.Errorf("create member manager: %w", err)

@@ -13,9 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
@@ -193,7 +195,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) err
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("serviceexport").
-		For(&mcsv1beta1.ServiceExport{}).
+		// Its own status writes change no generation: no reconcile for them.
+		For(&mcsv1beta1.ServiceExport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, byName).
 		Watches(&discoveryv1.EndpointSlice{}, bySliceService).
 		WatchesRawSource(source.Kind(hub.GetCache(), &causewayv1alpha1.ExportRecord{}, byRecord)).

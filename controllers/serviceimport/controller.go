@@ -13,10 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
@@ -123,7 +126,7 @@ func (r *Reconciler) remove(ctx context.Context, key types.NamespacedName, exist
 	}
 	// Slices are found by label, not by owner: the garbage collector may
 	// not have removed them yet, and an orphan must go too.
-	errs = append(errs, r.deleteSlices(ctx, key, nil))
+	errs = append(errs, r.deleteSlices(ctx, key))
 	return errors.Join(errs...)
 }
 
@@ -216,7 +219,7 @@ func (r *Reconciler) applySlices(ctx context.Context, si *mcsv1beta1.ServiceImpo
 			r.count("EndpointSlice", "update")
 		}
 	}
-	errs = append(errs, r.deleteSlices(ctx, key, keep))
+	errs = append(errs, r.deleteListed(ctx, existing, keep))
 	return errors.Join(errs...)
 }
 
@@ -251,12 +254,17 @@ func (r *Reconciler) listSlices(ctx context.Context, key types.NamespacedName) (
 	return list.Items, nil
 }
 
-// deleteSlices deletes the import's slices not named in keep.
-func (r *Reconciler) deleteSlices(ctx context.Context, key types.NamespacedName, keep map[string]bool) error {
+// deleteSlices deletes all the import's slices.
+func (r *Reconciler) deleteSlices(ctx context.Context, key types.NamespacedName) error {
 	existing, err := r.listSlices(ctx, key)
 	if err != nil {
 		return err
 	}
+	return r.deleteListed(ctx, existing, nil)
+}
+
+// deleteListed deletes the slices of existing not named in keep.
+func (r *Reconciler) deleteListed(ctx context.Context, existing []discoveryv1.EndpointSlice, keep map[string]bool) error {
 	var errs []error
 	for i := range existing {
 		s := &existing[i]
@@ -323,8 +331,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) err
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("serviceimport").
-		For(&mcsv1beta1.ServiceImport{}).
-		Watches(&discoveryv1.EndpointSlice{}, byImportName).
+		// Hand edits of spec, labels or annotations are healed; the
+		// reconciler's own status writes wake nothing.
+		For(&mcsv1beta1.ServiceImport{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// Slices it creates itself need no second look; edits and deletions
+		// by anyone else do.
+		Watches(&discoveryv1.EndpointSlice{}, byImportName, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+		})).
 		Watches(&corev1.Namespace{}, byNamespace).
 		WatchesRawSource(source.Kind(hub.GetCache(), &causewayv1alpha1.GlobalService{}, byGlobal)).
 		Complete(r)

@@ -103,7 +103,9 @@ type memberCounts struct {
 func (r *MemberClusterReconciler) counts(ctx context.Context, cluster string, lease *coordinationv1.Lease) (memberCounts, error) {
 	var c memberCounts
 	var recs causewayv1alpha1.ExportRecordList
-	if err := r.Client.List(ctx, &recs, client.InNamespace(causewayv1alpha1.MemberNamespace(cluster))); err != nil {
+	// Counting only: read the cache's objects without copying them (this
+	// runs on every record event of the member).
+	if err := r.Client.List(ctx, &recs, client.InNamespace(causewayv1alpha1.MemberNamespace(cluster)), client.UnsafeDisableDeepCopy); err != nil {
 		return c, fmt.Errorf("list export records of member %s: %w", cluster, err)
 	}
 	c.exports = int32(len(recs.Items))
@@ -113,7 +115,7 @@ func (r *MemberClusterReconciler) counts(ctx context.Context, cluster string, le
 	c.version = lease.Annotations[causewayv1alpha1.AnnotationAgentVersion]
 	namespaces := strings.Split(lease.Annotations[causewayv1alpha1.AnnotationNamespaces], ",")
 	var gss causewayv1alpha1.GlobalServiceList
-	if err := r.Client.List(ctx, &gss, client.InNamespace(causewayv1alpha1.SystemNamespace)); err != nil {
+	if err := r.Client.List(ctx, &gss, client.InNamespace(causewayv1alpha1.SystemNamespace), client.UnsafeDisableDeepCopy); err != nil {
 		return c, fmt.Errorf("list global services: %w", err)
 	}
 	for _, gs := range gss.Items {

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
@@ -41,10 +42,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	mgr, err := ctrl.NewManager(cfg.REST, ctrl.Options{
+	restCfg := rest.CopyConfig(cfg.REST)
+	// client-go's default of 5 requests/s would hold a burst of exports
+	// back for minutes; API priority and fairness protects the server.
+	restCfg.QPS, restCfg.Burst = 1000, 2000
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme.New(),
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.HealthAddr,
+		// Reconciles wait on API round trips: a few run at once.
+		Controller: config.Controller{MaxConcurrentReconciles: 4},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only the agents' leases, not every lease of the hub cluster.
 			&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", causewayv1alpha1.AgentLeaseName)},

@@ -22,7 +22,7 @@ import (
 
 // eventually polls cond every 100 ms until it returns nil or the timeout
 // passes; then the test fails with the last error.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
 	var last error
 	start := time.Now()

@@ -106,7 +106,7 @@ func TestMemberLossWithdrawsEndpoints(t *testing.T) {
 
 // snapshot maps "kind cluster ns/name" to resourceVersion for everything
 // the agents and the hub write, except leases (heartbeats).
-func snapshot(t *testing.T, ctx context.Context) map[string]string {
+func snapshot(t testing.TB, ctx context.Context) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	add := func(kind, cluster string, list client.ObjectList, opts ...client.ListOption) {
@@ -151,7 +151,13 @@ func diffSnapshots(before, after map[string]string) []string {
 // metric scrapes one agent's metrics and sums the samples whose line
 // starts with prefix.
 func metric(ctx context.Context, member, prefix string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cs.MetricsURL(member), nil)
+	return metricAt(ctx, cs.MetricsURL(member), prefix)
+}
+
+// metricAt scrapes a metrics endpoint inside the world and sums the samples
+// whose line starts with prefix.
+func metricAt(ctx context.Context, url, prefix string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -181,7 +187,7 @@ func metric(ctx context.Context, member, prefix string) (float64, error) {
 
 // waitSettled waits until the member's agent has reconciled every import
 // and export it has, and its queues are empty.
-func waitSettled(t *testing.T, member string) {
+func waitSettled(t testing.TB, member string) {
 	t.Helper()
 	var nImports, nExports int
 	{

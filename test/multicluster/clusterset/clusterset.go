@@ -22,6 +22,10 @@ const (
 	DNSPort     = 53
 	MetricsPort = 9090
 	HealthPort  = 9091
+	// The hub's, on the hub cluster's address: apart from an agent's, since
+	// the hub cluster may also be a member.
+	hubMetricsPort = 9100
+	hubHealthPort  = 9101
 )
 
 // Options configure a cluster set.
@@ -88,8 +92,8 @@ func (cs *ClusterSet) StartHub() error {
 	hub := cs.W.Cluster(cs.Opts.Hub)
 	args := []string{
 		"--kubeconfig=" + hub.InnerKubeconfig,
-		"--metrics-addr=" + hub.InfraAddr(MetricsPort+10),
-		"--health-addr=" + hub.InfraAddr(HealthPort+10),
+		"--metrics-addr=" + hub.InfraAddr(hubMetricsPort),
+		"--health-addr=" + hub.InfraAddr(hubHealthPort),
 		"--log-level=" + cs.Opts.LogLevel,
 	}
 	if cs.Opts.GracePeriod > 0 {
@@ -153,6 +157,11 @@ func (cs *ClusterSet) DNSAddr(name string) string {
 // MetricsURL is the named member agent's metrics endpoint.
 func (cs *ClusterSet) MetricsURL(name string) string {
 	return "http://" + cs.W.Cluster(name).InfraAddr(MetricsPort) + "/metrics"
+}
+
+// HubMetricsURL is the hub's metrics endpoint.
+func (cs *ClusterSet) HubMetricsURL() string {
+	return "http://" + cs.W.Cluster(cs.Opts.Hub).InfraAddr(hubMetricsPort) + "/metrics"
 }
 
 // Stop stops the agents and the hub.
