@@ -5,12 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"github.com/causeway-mesh/causeway/internal/scheme"
+	"github.com/causeway-mesh/causeway/test/multicluster/clusterset"
 	"github.com/causeway-mesh/causeway/test/multicluster/world"
 )
 
@@ -25,6 +33,7 @@ type demoOptions struct {
 	clusters int
 	portBase int
 	binDir   string
+	idle     bool
 	// ready, if set, is called once the playground is up (tests use it).
 	ready func(*world.World)
 }
@@ -36,8 +45,14 @@ func newDemoCommand() *cobra.Command {
 		Short: "Bring up a local cluster-set playground and keep it running until Ctrl-C",
 		Long: `Bring up a cluster set of real Kubernetes control planes on this machine
 (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok per
-cluster, in a private network namespace), deploy a sample echo app in each
-cluster, and keep it running until Ctrl-C, then tear everything down.
+cluster, in a private network namespace), join them all to a hub (the first
+cluster, which is also a member) with causeway-hub and a causeway-agent per
+cluster running, deploy a sample echo app in each cluster and export it, and
+keep it running until Ctrl-C, then tear everything down.
+
+With --idle there is no sample app: the cluster set waits for you (or an
+MCS conformance suite) to use it.
+
 Needs root and the binaries built by 'make test-bins' and 'make build'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,6 +61,7 @@ Needs root and the binaries built by 'make test-bins' and 'make build'.`,
 	}
 	cmd.Flags().IntVar(&o.clusters, "clusters", 3, "number of clusters (1-50)")
 	cmd.Flags().IntVar(&o.portBase, "port-base", 16443, "preferred host port of the first API server forward; the next clusters take the next ports, and a port in use moves on to a free one")
+	cmd.Flags().BoolVar(&o.idle, "idle", false, "no scripted story: just keep the joined cluster set up")
 	cmd.Flags().StringVar(&o.binDir, "bin-dir", "", "directory holding the test-world binaries (default: beside this executable, or the repository's bin/)")
 	return cmd
 }
@@ -75,11 +91,29 @@ func runDemo(ctx context.Context, out io.Writer, o *demoOptions) error {
 			fmt.Fprintf(out, "teardown: %v\n", err)
 		}
 	}()
-	fmt.Fprintf(out, "Clusters ready in %s. Deploying %s/%s (%d replicas) in each...\n", time.Since(start).Round(100*time.Millisecond), demoNamespace, demoApp, demoReplicas)
-	if err := deploySample(ctx, w); err != nil {
+	fmt.Fprintf(out, "Clusters ready in %s. Joining them to the hub (%s) and starting the agents...\n", time.Since(start).Round(100*time.Millisecond), specs[0].Name)
+	names := make([]string, len(specs))
+	for i, sp := range specs {
+		names[i] = sp.Name
+	}
+	set, err := clusterset.Start(ctx, w, clusterset.Options{Hub: specs[0].Name, Members: names})
+	if err != nil {
 		return err
 	}
-	printPlayground(out, w)
+	dns, err := w.Forward(0, set.DNSAddr(specs[0].Name))
+	if err != nil {
+		return err
+	}
+	if !o.idle {
+		fmt.Fprintf(out, "Deploying %s/%s (%d replicas) in each cluster and exporting it...\n", demoNamespace, demoApp, demoReplicas)
+		if err := deploySample(ctx, w); err != nil {
+			return err
+		}
+		if err := exportSample(ctx, w); err != nil {
+			return err
+		}
+	}
+	printPlayground(out, w, dns.Addr, o.idle)
 	if o.ready != nil {
 		o.ready(w)
 	}
@@ -121,17 +155,58 @@ func deploySample(ctx context.Context, w *world.World) error {
 	return errors.Join(errs...)
 }
 
-func printPlayground(out io.Writer, w *world.World) {
+// exportSample exports the sample app from every cluster and waits until
+// each cluster imports it with every cluster's endpoints.
+func exportSample(ctx context.Context, w *world.World) error {
+	for _, c := range w.Clusters {
+		cl, err := client.New(c.Config, client.Options{Scheme: scheme.New()})
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		se := &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: demoApp}}
+		if err := cl.Create(ctx, se); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("cluster %s: export %s/%s: %w", c.Name, demoNamespace, demoApp, err)
+		}
+	}
+	want := len(w.Clusters) * demoReplicas
+	for _, c := range w.Clusters {
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			list, err := c.Client.DiscoveryV1().EndpointSlices(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: mcsv1beta1.LabelServiceName + "=" + demoApp})
+			if err != nil {
+				return false, nil //nolint:nilerr // keep polling until the deadline
+			}
+			n := 0
+			for _, s := range list.Items {
+				n += len(s.Endpoints)
+			}
+			return n == want, nil
+		})
+		if err != nil {
+			return fmt.Errorf("cluster %s: the import of %s/%s did not reach %d endpoints: %w", c.Name, demoNamespace, demoApp, want, err)
+		}
+	}
+	return nil
+}
+
+func printPlayground(out io.Writer, w *world.World, dnsAddr string, idle bool) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nThe cluster set is up.\n\n  kubeconfig: %s\n  contexts:\n", w.Kubeconfig)
+	fmt.Fprintf(&b, "\nThe cluster set is up: every cluster joined to the hub %s.\n\n  kubeconfig: %s\n  contexts:\n", w.Clusters[0].Name, w.Kubeconfig)
 	for _, c := range w.Clusters {
 		fmt.Fprintf(&b, "    %-4s API server https://%s  pods %s  region %s\n", c.Name, c.Forward.Addr, c.PodCIDR, c.Region)
 	}
 	first, last := w.Clusters[0].Name, w.Clusters[len(w.Clusters)-1].Name
+	host, port, _ := net.SplitHostPort(dnsAddr)
 	fmt.Fprintf(&b, "\nTry:\n  export KUBECONFIG=%s\n", w.Kubeconfig)
 	fmt.Fprintf(&b, "  kubectl --context %s get nodes\n", first)
-	fmt.Fprintf(&b, "  kubectl --context %s -n %s get pods,endpointslices -o wide\n", last, demoNamespace)
-	fmt.Fprintf(&b, "\nEvery echo pod is a real process serving HTTP on :%d, gRPC on :%d and TCP on :%d at its pod IP.\n", world.EchoHTTPPort, world.EchoGRPCPort, world.EchoTCPPort)
+	fmt.Fprintf(&b, "  causeway status --hub-context %s\n", first)
+	if !idle {
+		fmt.Fprintf(&b, "  kubectl --context %s -n %s get serviceimports,endpointslices -o wide\n", last, demoNamespace)
+		fmt.Fprintf(&b, "  dig +tcp @%s -p %s %s.%s.svc.clusterset.local\n", host, port, demoApp, demoNamespace)
+		fmt.Fprintf(&b, "\nEvery echo pod is a real process serving HTTP on :%d, gRPC on :%d and TCP on :%d at its pod IP.\n", world.EchoHTTPPort, world.EchoGRPCPort, world.EchoTCPPort)
+	} else {
+		fmt.Fprintf(&b, "  kubectl --context %s get serviceexports,serviceimports -A\n", last)
+		fmt.Fprintf(&b, "  dig +tcp @%s -p %s <svc>.<ns>.svc.clusterset.local   (the %s agent's clusterset.local DNS)\n", host, port, first)
+	}
 	fmt.Fprintf(&b, "Logs of every process: %s\n\nPress Ctrl-C to tear it all down.\n", w.Dir+"/logs")
 	_, _ = io.WriteString(out, b.String())
 }

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/causeway-mesh/causeway/test/multicluster/world"
 )
 
@@ -66,6 +69,12 @@ func TestDemoPlayground(t *testing.T) {
 			if phases := strings.Fields(string(got)); len(phases) != demoReplicas || phases[0] != "Running" {
 				t.Errorf("cluster %s: demo pod phases %q, want %d Running", c.Name, phases, demoReplicas)
 			}
+			// The sample is exported from every cluster and imported in each.
+			got, err = exec.CommandContext(ctx, filepath.Join(bins, "kubectl"), "--kubeconfig", w.Kubeconfig, "--context", c.Name,
+				"-n", demoNamespace, "get", "serviceimports", demoApp, "-o", "jsonpath={.status.clusters[*].cluster}").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(got)) != "c1 c2" {
+				t.Errorf("cluster %s: ServiceImport %s/%s clusters = %q (err %v), want \"c1 c2\"", c.Name, demoNamespace, demoApp, got, err)
+			}
 		}
 		checked = true
 	}}
@@ -80,9 +89,10 @@ func TestDemoPlayground(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
-	// 2 clusters × 5 control-plane processes + 2 × 2 echo pods.
-	if len(pids) != 14 {
-		t.Errorf("demo ran %d processes, want 14", len(pids))
+	// 2 clusters × 5 control-plane processes + 2 × 2 echo pods + the hub
+	// and 2 agents.
+	if len(pids) != 17 {
+		t.Errorf("demo ran %d processes, want 17", len(pids))
 	}
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
@@ -91,6 +101,37 @@ func TestDemoPlayground(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("demo directory %s still exists", dir)
+	}
+}
+
+// TestDemoIdle: --idle brings up the joined cluster set with no sample.
+func TestDemoIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var out syncBuffer
+	var members string
+	o := &demoOptions{clusters: 2, idle: true, ready: func(w *world.World) {
+		defer cancel()
+		bins, err := world.FindBinDir()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		got, err := exec.CommandContext(ctx, filepath.Join(bins, "kubectl"), "--kubeconfig", w.Kubeconfig, "--context", "c1",
+			"get", "memberclusters", "-o", "jsonpath={.items[*].metadata.name}").CombinedOutput()
+		if err != nil {
+			t.Errorf("kubectl get memberclusters: %v\n%s", err, got)
+		}
+		members = string(got)
+		if _, err := w.Clusters[1].Client.CoreV1().Namespaces().Get(ctx, demoNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("--idle created the sample namespace (err %v)", err)
+		}
+	}}
+	if err := runDemo(ctx, &out, o); err != nil {
+		t.Fatalf("demo --idle: %v\n%s", err, out.String())
+	}
+	if members != "c1 c2" {
+		t.Errorf("member clusters on the hub = %q, want \"c1 c2\"", members)
 	}
 }
 

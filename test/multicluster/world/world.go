@@ -81,7 +81,8 @@ type World struct {
 	logDir    string
 	opts      Options
 	workloads *workloads
-	extra     []*Proc // started with Run
+	extra     []*Proc    // started with Run
+	forwards  []*Forward // opened with Forward
 
 	mu       sync.Mutex
 	errs     []error
@@ -272,6 +273,20 @@ func (w *World) Run(name, bin string, args ...string) (*Proc, error) {
 	return p, nil
 }
 
+// Forward opens a TCP forward from the host's 127.0.0.1:port (0: any free
+// port; a taken port moves on to the next free one) to target inside the
+// namespace. Stop closes it.
+func (w *World) Forward(port int, target string) (*Forward, error) {
+	f, err := newForward(w.NS, port, target)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.forwards = append(w.forwards, f)
+	w.mu.Unlock()
+	return f, nil
+}
+
 // BinDir is the directory the world takes its binaries from.
 func (w *World) BinDir() string { return w.binDir }
 
@@ -333,8 +348,11 @@ func (w *World) Stop() error {
 		w.stopping = true
 		w.mu.Unlock()
 		w.mu.Lock()
-		extra := w.extra
+		extra, forwards := w.extra, w.forwards
 		w.mu.Unlock()
+		for _, f := range forwards {
+			_ = f.Close()
+		}
 		var wg sync.WaitGroup
 		for _, p := range extra {
 			wg.Add(1)
