@@ -50,7 +50,7 @@ const (
 	clientBurst = 2000
 	// workers per controller: reconciles wait on API round trips, so a few
 	// run at once.
-	workers = 4
+	workers = 16
 )
 
 // Defaults.
@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	imports := &serviceimport.Reconciler{Member: mgr.GetClient(), Hub: hub.GetClient(), IPs: ips, Writes: writes.count}
+	imports := &serviceimport.Reconciler{Member: mgr.GetClient(), Reader: mgr.GetAPIReader(), Hub: hub.GetClient(), IPs: ips, Writes: writes.count}
 	if err := imports.Prime(ctx, direct); err != nil {
 		return err
 	}

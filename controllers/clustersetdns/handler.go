@@ -2,6 +2,7 @@ package clustersetdns
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 
@@ -163,9 +164,10 @@ func (h *handler) resolve(ctx context.Context, nm name, q dns.Question) (answer,
 			return nxdomain, err
 		}
 		return svc.answer(nm, q, h.zone, h.ttl), nil
-	default:
-		// kindNone, and kindCluster: the MCS DNS specification says
-		// <clusterid>.<svc>.<ns>.svc.<zone> must not exist.
+	case kindNone, kindCluster:
+		// The MCS DNS specification says <clusterid>.<svc>.<ns>.svc.<zone>
+		// must not exist.
 		return nxdomain, nil
 	}
+	return answer{}, fmt.Errorf("name kind %d not handled", nm.kind)
 }

@@ -2,6 +2,7 @@ package clustersetdns_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -46,21 +47,53 @@ func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
+// sharedAPIServerEnv names the environment variable through which a test
+// process hands its envtest API server to the fuzz workers that `go test
+// -fuzz` starts (they inherit its environment). A worker that started an
+// API server of its own would be killed by the fuzz engine before it could
+// stop it (the engine allows a worker one second to exit), orphaning etcd,
+// which keeps the engine's output pipe open and hangs it.
+const sharedAPIServerEnv = "CAUSEWAY_CLUSTERSETDNS_TEST_APISERVER"
+
+// sharedAPIServer is the JSON in sharedAPIServerEnv.
+type sharedAPIServer struct {
+	Host          string
+	CA, Cert, Key []byte
+}
+
 func runTests(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard())
-	env, err := world.StartEnvtest()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v (run `make test-bins` to build etcd and kube-apiserver)\n", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
+	if shared := os.Getenv(sharedAPIServerEnv); shared != "" {
+		var s sharedAPIServer
+		if err := json.Unmarshal([]byte(shared), &s); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: decode %s: %v\n", sharedAPIServerEnv, err)
+			return 1
 		}
-	}()
-	cfg = env.Config
+		cfg = &rest.Config{Host: s.Host, TLSClientConfig: rest.TLSClientConfig{CAData: s.CA, CertData: s.Cert, KeyData: s.Key}}
+	} else {
+		env, err := world.StartEnvtest()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: %v (run `make test-bins` to build etcd and kube-apiserver)\n", err)
+			return 1
+		}
+		defer func() {
+			if err := env.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
+			}
+		}()
+		cfg = env.Config
+		shared, err := json.Marshal(sharedAPIServer{Host: cfg.Host, CA: cfg.CAData, Cert: cfg.CertData, Key: cfg.KeyData})
+		if err == nil {
+			err = os.Setenv(sharedAPIServerEnv, string(shared))
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: share the API server with fuzz workers: %v\n", err)
+			return 1
+		}
+	}
+	var err error
 	scheme = runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), mcsv1beta1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), mcsv1beta1.Install(scheme)); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: build scheme: %v\n", err)
 		return 1
 	}

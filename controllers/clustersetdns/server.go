@@ -270,8 +270,12 @@ func (s *Server) serve(h dns.Handler, tcp net.Listener, udp net.PacketConn) (*Ru
 		case err := <-errs:
 			// One server failed before both ran: closing the sockets stops
 			// the other, whether it started or not.
-			closeErr := errors.Join(tcp.Close(), udp.Close())
-			<-errs
+			closeErr := errors.Join(ignoreClosed(tcp.Close()), ignoreClosed(udp.Close()))
+			// Wait for the other server; its error only says the close
+			// stopped it.
+			if other := <-errs; other != nil && s.Logger != nil {
+				s.Logger.Debug("DNS server stopped after the other failed", "error", other)
+			}
 			return nil, errors.Join(fmt.Errorf("start DNS server on %s: %w", r.Addr(), err), closeErr)
 		}
 	}
@@ -280,6 +284,15 @@ func (s *Server) serve(h dns.Handler, tcp net.Listener, udp net.PacketConn) (*Ru
 		s.Logger.Info("Serving clusterset DNS", "address", r.Addr())
 	}
 	return r, nil
+}
+
+// ignoreClosed drops the error of closing a socket that a stopped server
+// had already closed.
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // bindPair binds TCP first, then UDP on the port TCP got.

@@ -374,11 +374,11 @@ func TestInformerCache(t *testing.T) {
 	eventually(t, 10*time.Second, func() error {
 		addrs, err := res.LookupHost(ctx, web)
 		if err != nil || !slices.Equal(addrs, []string{"10.96.2.1"}) {
-			return fmt.Errorf("LookupHost %s = %v, %v", web, addrs, err)
+			return fmt.Errorf("LookupHost %s = %v: %w", web, addrs, err)
 		}
 		_, srvs, err := res.LookupSRV(ctx, "pg", "tcp", db)
 		if err != nil || len(srvs) != 1 || srvs[0].Target != "db-0.east."+db {
-			return fmt.Errorf("LookupSRV %s = %v, %v", db, srvs, err)
+			return fmt.Errorf("LookupSRV %s = %v: %w", db, srvs, err)
 		}
 		return nil
 	})
@@ -388,7 +388,7 @@ func TestInformerCache(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, func() error {
 		if _, err := res.LookupHost(ctx, web); !isNotFound(err) {
-			return fmt.Errorf("after delete: %v, want not found", err)
+			return fmt.Errorf("after delete: %w, want not found", err)
 		}
 		return nil
 	})

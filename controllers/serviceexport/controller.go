@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +35,8 @@ type Reconciler struct {
 	Hub client.Client
 	// ClusterName is this member's name in the cluster set.
 	ClusterName string
+	// Clock tells the time; nil is the real clock.
+	Clock clock.PassiveClock
 }
 
 // Reconcile handles the ServiceExport req (namespace/name of the service).
@@ -70,8 +74,32 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 		setCondition(next, mcsv1beta1.ServiceExportConditionReady, false, mcsv1beta1.ServiceExportReasonPending, "cannot publish to the hub yet: "+err.Error())
 		return ctrl.Result{}, errors.Join(err, r.patchStatus(ctx, &se, next))
 	}
-	setHubVerdict(next, rec)
+	switch {
+	case setHubVerdict(next, rec):
+	case meta.IsStatusConditionTrue(se.Status.Conditions, string(mcsv1beta1.ServiceExportConditionReady)):
+		// Exported before; the hub is merging an update. Ready stays.
+		meta.SetStatusCondition(&next.Status.Conditions, *meta.FindStatusCondition(se.Status.Conditions, string(mcsv1beta1.ServiceExportConditionReady)))
+	default:
+		// The hub usually answers within a fraction of a second: give it
+		// pendingDelay before saying Pending, which saves a status write
+		// per export.
+		if age := r.clock().Since(rec.CreationTimestamp.Time); age < pendingDelay {
+			return ctrl.Result{RequeueAfter: pendingDelay - age}, nil
+		}
+		setCondition(next, mcsv1beta1.ServiceExportConditionReady, false, mcsv1beta1.ServiceExportReasonPending, "published to the hub; waiting for the hub to merge it")
+	}
 	return ctrl.Result{}, r.patchStatus(ctx, &se, next)
+}
+
+// pendingDelay is how long a new export waits for the hub's verdict before
+// its Ready condition says Pending.
+const pendingDelay = 2 * time.Second
+
+func (r *Reconciler) clock() clock.PassiveClock {
+	if r.Clock == nil {
+		return clock.RealClock{}
+	}
+	return r.Clock
 }
 
 func (r *Reconciler) service(ctx context.Context, key types.NamespacedName) (*corev1.Service, error) {
@@ -139,18 +167,19 @@ func (r *Reconciler) withdraw(ctx context.Context, key types.NamespacedName) err
 	return nil
 }
 
-// setHubVerdict sets Ready and Conflict from the hub's view of the record.
-func setHubVerdict(se *mcsv1beta1.ServiceExport, rec *causewayv1alpha1.ExportRecord) {
+// setHubVerdict sets Ready and Conflict from the hub's verdict on the
+// record's current generation, and reports whether there is one.
+func setHubVerdict(se *mcsv1beta1.ServiceExport, rec *causewayv1alpha1.ExportRecord) bool {
 	conflict := meta.FindStatusCondition(rec.Status.Conditions, causewayv1alpha1.ExportRecordConflict)
 	if rec.Status.ObservedGeneration != rec.Generation || conflict == nil || conflict.ObservedGeneration != rec.Generation {
-		setCondition(se, mcsv1beta1.ServiceExportConditionReady, false, mcsv1beta1.ServiceExportReasonPending, "published to the hub; waiting for the hub to merge it")
-		return
+		return false
 	}
 	setCondition(se, mcsv1beta1.ServiceExportConditionReady, true, mcsv1beta1.ServiceExportReasonExported, "exported to the cluster set")
 	meta.SetStatusCondition(&se.Status.Conditions, metav1.Condition{
 		Type: string(mcsv1beta1.ServiceExportConditionConflict), Status: conflict.Status,
 		Reason: conflict.Reason, Message: conflict.Message, ObservedGeneration: se.Generation,
 	})
+	return true
 }
 
 func setCondition(se *mcsv1beta1.ServiceExport, t mcsv1beta1.ServiceExportConditionType, ok bool, reason mcsv1beta1.ServiceExportConditionReason, msg string) {

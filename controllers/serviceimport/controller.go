@@ -31,6 +31,9 @@ import (
 type Reconciler struct {
 	// Member is the member cluster's client (cached reads).
 	Member client.Client
+	// Reader reads the member's API server directly, for the rare case
+	// where the cache lags behind the reconciler's own writes.
+	Reader client.Reader
 	// Hub is the hub client, cached for the hub's SystemNamespace.
 	Hub client.Client
 	// IPs allocates ClusterSetIPs; Prime must run before the first
@@ -138,7 +141,16 @@ func (r *Reconciler) applyImport(ctx context.Context, exists bool, cur, want *mc
 	if !exists {
 		created := want.DeepCopy()
 		created.Status = mcsv1beta1.ServiceImportStatus{}
-		if err := r.Member.Create(ctx, created); err != nil {
+		err := r.Member.Create(ctx, created)
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			// The cache has not seen our own earlier create yet: read it
+			// from the API server and carry on from there.
+			if err := r.Reader.Get(ctx, key, cur); err != nil {
+				return nil, fmt.Errorf("get ServiceImport %s: %w", key, err)
+			}
+			return r.applyImport(ctx, true, cur, want)
+		case err != nil:
 			return nil, fmt.Errorf("create ServiceImport %s: %w", key, err)
 		}
 		r.count("ServiceImport", "create")
@@ -146,8 +158,10 @@ func (r *Reconciler) applyImport(ctx context.Context, exists bool, cur, want *mc
 	} else if !equality.Semantic.DeepEqual(cur.Spec, want.Spec) || !equality.Semantic.DeepEqual(cur.Labels, want.Labels) || !equality.Semantic.DeepEqual(nilIfEmpty(cur.Annotations), want.Annotations) {
 		next := cur.DeepCopy()
 		next.Spec, next.Labels, next.Annotations = want.Spec, want.Labels, want.Annotations
-		if err := r.Member.Update(ctx, next); err != nil {
-			return nil, fmt.Errorf("update ServiceImport %s: %w", key, err)
+		// A merge patch, not an update: a stale cache must not turn into a
+		// conflict and a backoff.
+		if err := r.Member.Patch(ctx, next, client.MergeFrom(cur)); err != nil {
+			return nil, fmt.Errorf("patch ServiceImport %s: %w", key, err)
 		}
 		r.count("ServiceImport", "update")
 		cur = next
@@ -160,8 +174,8 @@ func (r *Reconciler) applyImport(ctx context.Context, exists bool, cur, want *mc
 		meta.SetStatusCondition(&next.Status.Conditions, c)
 	}
 	if !equality.Semantic.DeepEqual(cur.Status, next.Status) {
-		if err := r.Member.Status().Update(ctx, next); err != nil {
-			return nil, fmt.Errorf("update status of ServiceImport %s: %w", key, err)
+		if err := r.Member.Status().Patch(ctx, next, client.MergeFrom(cur)); err != nil {
+			return nil, fmt.Errorf("patch status of ServiceImport %s: %w", key, err)
 		}
 		r.count("ServiceImport", "status")
 		cur = next
@@ -199,28 +213,47 @@ func (r *Reconciler) applySlices(ctx context.Context, si *mcsv1beta1.ServiceImpo
 		cur, ok := byName[w.Name]
 		switch {
 		case !ok:
-			if err := r.Member.Create(ctx, w); err != nil {
+			err := r.Member.Create(ctx, w)
+			if apierrors.IsAlreadyExists(err) {
+				// Our own create, not yet in the cache: compare with the
+				// API server's copy instead.
+				var fresh discoveryv1.EndpointSlice
+				if err := r.Reader.Get(ctx, client.ObjectKeyFromObject(w), &fresh); err != nil {
+					errs = append(errs, fmt.Errorf("get EndpointSlice %s/%s: %w", w.Namespace, w.Name, err))
+					continue
+				}
+				errs = append(errs, r.updateSlice(ctx, &fresh, w))
+				continue
+			}
+			if err != nil {
 				errs = append(errs, fmt.Errorf("create EndpointSlice %s/%s: %w", w.Namespace, w.Name, err))
 				continue
 			}
 			r.count("EndpointSlice", "create")
-		case !sliceEqual(cur, w):
-			next := cur.DeepCopy()
-			next.Labels, next.OwnerReferences, next.AddressType, next.Endpoints, next.Ports = w.Labels, w.OwnerReferences, w.AddressType, w.Endpoints, w.Ports
-			if next.AddressType != cur.AddressType {
-				// The address type is immutable: replace the slice.
-				errs = append(errs, r.replaceSlice(ctx, cur, w))
-				continue
-			}
-			if err := r.Member.Update(ctx, next); err != nil {
-				errs = append(errs, fmt.Errorf("update EndpointSlice %s/%s: %w", w.Namespace, w.Name, err))
-				continue
-			}
-			r.count("EndpointSlice", "update")
+		default:
+			errs = append(errs, r.updateSlice(ctx, cur, w))
 		}
 	}
 	errs = append(errs, r.deleteListed(ctx, existing, keep))
 	return errors.Join(errs...)
+}
+
+// updateSlice makes cur look like want, if it does not already.
+func (r *Reconciler) updateSlice(ctx context.Context, cur, want *discoveryv1.EndpointSlice) error {
+	if sliceEqual(cur, want) {
+		return nil
+	}
+	if cur.AddressType != want.AddressType {
+		// The address type is immutable: replace the slice.
+		return r.replaceSlice(ctx, cur, want)
+	}
+	next := cur.DeepCopy()
+	next.Labels, next.OwnerReferences, next.Endpoints, next.Ports = want.Labels, want.OwnerReferences, want.Endpoints, want.Ports
+	if err := r.Member.Update(ctx, next); err != nil {
+		return fmt.Errorf("update EndpointSlice %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	r.count("EndpointSlice", "update")
+	return nil
 }
 
 func (r *Reconciler) replaceSlice(ctx context.Context, cur, want *discoveryv1.EndpointSlice) error {

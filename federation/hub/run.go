@@ -51,7 +51,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.HealthAddr,
 		// Reconciles wait on API round trips: a few run at once.
-		Controller: config.Controller{MaxConcurrentReconciles: 4},
+		Controller: config.Controller{MaxConcurrentReconciles: 16},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only the agents' leases, not every lease of the hub cluster.
 			&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", causewayv1alpha1.AgentLeaseName)},

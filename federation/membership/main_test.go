@@ -34,8 +34,15 @@ func (c *testCluster) config() *rest.Config { return rest.CopyConfig(c.env.Confi
 // The three test clusters: a hub and two members.
 var hubCluster, clusterA, clusterB *testCluster
 
+// startTimeout bounds each API server's start. envtest's default, 20s, is
+// too short on a loaded 2-core machine running several test packages.
+const startTimeout = "2m"
+
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
+		_ = os.Setenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT", startTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	start := time.Now()
 	clusters, err := startClusters(ctx, "hub", "a", "b")
 	cancel()
