@@ -138,6 +138,30 @@ func stages(b *testing.B, a *arrivals, created []time.Time) {
 		}
 		b.Logf("stage %-9s median: first 100 %s, last 100 %s", strings.TrimSpace(stage), med(0, 100), med(len(created)-100, len(created)))
 	}
+	// The slowest exports, stage by stage.
+	type slow struct {
+		i     int
+		total time.Duration
+	}
+	var all []slow
+	for i := range created {
+		var last time.Time
+		for _, stage := range []string{"west si ", "west eps ", "north si ", "north eps "} {
+			if t, ok := a.get(stage + fmt.Sprintf("svc-%04d", i)); ok && t.After(last) {
+				last = t
+			}
+		}
+		all = append(all, slow{i, last.Sub(created[i])})
+	}
+	slices.SortFunc(all, func(x, y slow) int { return int(y.total - x.total) })
+	for _, sl := range all[:min(5, len(all))] {
+		var parts []string
+		for _, stage := range []string{"hub rec ", "hub gs ", "west si ", "west eps ", "north si ", "north eps "} {
+			t, _ := a.get(stage + fmt.Sprintf("svc-%04d", sl.i))
+			parts = append(parts, fmt.Sprintf("%s%s", stage, t.Sub(created[sl.i]).Round(time.Millisecond)))
+		}
+		b.Logf("slow export svc-%04d (created %s): %s", sl.i, created[sl.i].Format("15:04:05.000"), strings.Join(parts, ", "))
+	}
 }
 
 // BenchmarkExportToImport: 1,000 services with 2 endpoints each exported
