@@ -325,10 +325,10 @@ func mergePorts(exports []*v1alpha1.ExportRecordSpec) ([]v1alpha1.ServicePort, s
 // describe is a sentence on the clash: which cluster's port won.
 func (c clash) describe(oldest *v1alpha1.ExportRecordSpec) string {
 	winner := "the older export (" + c.with.from.Cluster + ") wins"
-	switch {
-	case c.with.from == c.from:
+	switch c.with.from {
+	case c.from:
 		winner = "the first wins"
-	case c.with.from == oldest:
+	case oldest:
 		winner = "the oldest export (" + oldest.Cluster + ") wins"
 	}
 	if c.with.key.name == c.key.name {

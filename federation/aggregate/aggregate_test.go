@@ -529,7 +529,7 @@ func TestMergeDoesNotModifyOrAliasInput(t *testing.T) {
 		records[i].DeepCopyInto(&before[i])
 	}
 
-	spec, verdicts, ok := aggregate.Merge(records, defaultMembers)
+	spec, _, ok := aggregate.Merge(records, defaultMembers)
 	if !ok {
 		t.Fatal("ok = false, want true")
 	}
@@ -560,7 +560,7 @@ func TestMergeDoesNotModifyOrAliasInput(t *testing.T) {
 		t.Fatal("ok = false, want true")
 	}
 	records[0].Type = v1alpha1.ServiceTypeHeadless
-	_, verdicts, _ = aggregate.Merge(records, defaultMembers)
+	_, verdicts, _ := aggregate.Merge(records, defaultMembers)
 	verdicts["a"].Reasons[0] = "changed"
 	if got := verdicts["b"].Reasons[0]; got != typeConflict {
 		t.Errorf("verdicts share reasons: b's first reason is %q after editing a's", got)

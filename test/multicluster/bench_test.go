@@ -297,7 +297,7 @@ func benchOnce(b *testing.B, benchRate int) {
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := hubMetric(ctx, `controller_runtime_reconcile_total{controller="globalservice",result="success"}`)
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the hub is still starting: poll on
 		}
 		depth, err := hubMetric(ctx, `workqueue_depth{controller="globalservice"`)
 		return err == nil && n >= benchServices && depth == 0, nil

@@ -98,7 +98,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	for _, m := range members {
 		eventually(t, 20*time.Second, "import of checkout gone from "+m, func(ctx context.Context) error {
 			if _, err := getImport(ctx, m, ns, "checkout"); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("still there (err=%v)", err)
+				return fmt.Errorf("still there (err=%w)", err)
 			}
 			eps, err := importSlices(ctx, m, ns, "checkout")
 			if err != nil {

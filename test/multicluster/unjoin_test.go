@@ -66,7 +66,7 @@ func TestUnjoinWithdrawsAndRevokes(t *testing.T) {
 	for _, m := range []string{"east", "west"} {
 		eventually(t, 20*time.Second, "north's export withdrawn from "+m, func(ctx context.Context) error {
 			if _, err := getImport(ctx, m, ns, "billing"); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("import still there (err=%v)", err)
+				return fmt.Errorf("import still there (err=%w)", err)
 			}
 			return nil
 		})
@@ -74,7 +74,7 @@ func TestUnjoinWithdrawsAndRevokes(t *testing.T) {
 	eventually(t, 10*time.Second, "north's hub credentials revoked", func(ctx context.Context) error {
 		err := asNorth.List(ctx, &recs, client.InNamespace(causewayv1alpha1.MemberNamespace("north")))
 		if !apierrors.IsUnauthorized(err) && !apierrors.IsForbidden(err) {
-			return fmt.Errorf("north's old token still answers: err=%v", err)
+			return fmt.Errorf("north's old token still answers: err=%w", err)
 		}
 		return nil
 	})
@@ -88,7 +88,7 @@ func TestUnjoinWithdrawsAndRevokes(t *testing.T) {
 	eventually(t, time.Minute, "north's old hub namespace gone", func(ctx context.Context) error {
 		_, err := kube("hub").CoreV1().Namespaces().Get(ctx, causewayv1alpha1.MemberNamespace("north"), metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there (err=%v)", err)
+			return fmt.Errorf("still there (err=%w)", err)
 		}
 		return nil
 	})
