@@ -18,5 +18,6 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.AddCommand(newDemoCommand())
+	root.AddCommand(newJoinCommand(), newUnjoinCommand(), newExportCommand(), newUnexportCommand(), newStatusCommand())
 	return root
 }

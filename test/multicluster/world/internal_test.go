@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -206,5 +208,34 @@ func TestNamespaceAndForward(t *testing.T) {
 	}
 	if got := read(fc); got != "hello from inside" {
 		t.Errorf("read through forward %q", got)
+	}
+
+	// Threads that entered the namespace never run anything else: after
+	// many dials, processes started from this (host) side are still in
+	// the host's namespace.
+	for range 50 {
+		if c, err := ns.DialContext(t.Context(), "tcp", "10.77.3.4:80"); err == nil {
+			_ = c.Close()
+		}
+	}
+	var inner string
+	if err := ns.inside(func() { inner, err = os.Readlink("/proc/thread-self/ns/net") }); err != nil || inner == "" {
+		t.Fatalf("read the namespace's identity: %v", err)
+	}
+	var host string
+	for i := range 20 {
+		out, err := exec.Command("readlink", "/proc/self/ns/net").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.TrimSpace(string(out))
+		if got == inner {
+			t.Fatalf("process %d started from the host side runs inside the world's namespace %s", i, got)
+		}
+		if host == "" {
+			host = got
+		} else if got != host {
+			t.Fatalf("processes started from the host side run in %s and %s", host, got)
+		}
 	}
 }

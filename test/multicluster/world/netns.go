@@ -30,28 +30,25 @@ var ErrNeedsRoot = errors.New("the test world creates a private network namespac
 // thread, so they inherit the namespace and get SIGKILL (Pdeathsig) if this
 // process dies, however it dies: teardown never depends on a deferred call
 // running. Sockets for the host side (Dial, Listen) are made on short-lived
-// locked threads that enter the namespace and leave it again.
+// locked threads that enter the namespace and are then destroyed.
 type Namespace struct {
 	reqs    chan func()
 	exited  chan struct{}
-	nsFD    int // the namespace, held open by this process
-	hostFD  int // the process's original namespace, to return to
 	closeMu sync.Mutex
 	closed  bool
+	// fdMu guards nsFD (the namespace, held open by this process) against
+	// Close while a thread is entering it; -1 once closed.
+	fdMu sync.RWMutex
+	nsFD int
 }
 
 // NewNamespace creates the namespace with lo up and each prefix routed as
 // local on lo.
 func NewNamespace(local []netip.Prefix) (*Namespace, error) {
-	hostFD, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open host network namespace: %w", err)
-	}
-	ns := &Namespace{reqs: make(chan func()), exited: make(chan struct{}), hostFD: hostFD}
+	ns := &Namespace{reqs: make(chan func()), exited: make(chan struct{}), nsFD: -1}
 	ready := make(chan error, 1)
 	go ns.anchor(local, ready)
 	if err := <-ready; err != nil {
-		_ = unix.Close(hostFD)
 		return nil, err
 	}
 	return ns, nil
@@ -75,8 +72,13 @@ func (ns *Namespace) anchor(local []netip.Prefix, ready chan<- error) {
 		ready <- fmt.Errorf("open new network namespace: %w", err)
 		return
 	}
+	ns.fdMu.Lock()
 	ns.nsFD = fd
+	ns.fdMu.Unlock()
 	if err := setupLoopback(local); err != nil {
+		ns.fdMu.Lock()
+		ns.nsFD = -1
+		ns.fdMu.Unlock()
 		_ = unix.Close(fd)
 		ready <- err
 		return
@@ -143,30 +145,27 @@ func (ns *Namespace) Start(cmd *exec.Cmd) error {
 }
 
 // inside runs f on a thread that has entered the namespace. Sockets made by
-// f belong to the namespace for their whole life.
+// f belong to the namespace for their whole life. The thread is never
+// handed back to the scheduler: the goroutine ends still locked, so the
+// runtime destroys the thread. Returning it with a setns back to the host
+// namespace would be cheaper, but a thread that failed to get back (or got
+// "back" through a stale, reused fd) would leak the namespace into whatever
+// runs on it next — a process forked from it would start inside the world.
 func (ns *Namespace) inside(f func()) error {
-	ns.closeMu.Lock()
-	closed := ns.closed
-	ns.closeMu.Unlock()
-	if closed {
+	ns.fdMu.RLock()
+	defer ns.fdMu.RUnlock()
+	if ns.nsFD < 0 {
 		return errors.New("network namespace is closed")
 	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		// No UnlockOSThread, on purpose: see above.
 		if err := unix.Setns(ns.nsFD, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter network namespace: %w", err)
 			return
 		}
 		f()
-		if err := unix.Setns(ns.hostFD, unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: the runtime discards it when this
-			// goroutine ends, so no other goroutine runs in the namespace.
-			errc <- nil
-			return
-		}
-		runtime.UnlockOSThread()
 		errc <- nil
 	}()
 	return <-errc
@@ -210,13 +209,10 @@ func (ns *Namespace) Close() error {
 	close(ns.reqs)
 	ns.closeMu.Unlock()
 	<-ns.exited
-	return errors.Join(closeFD(ns.nsFD), closeFD(ns.hostFD))
-}
-
-func closeFD(fd int) error {
-	if fd <= 0 {
-		return nil
-	}
+	ns.fdMu.Lock()
+	defer ns.fdMu.Unlock()
+	fd := ns.nsFD
+	ns.nsFD = -1
 	if err := unix.Close(fd); err != nil {
 		return fmt.Errorf("close namespace fd: %w", err)
 	}
