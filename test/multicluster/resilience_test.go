@@ -359,11 +359,11 @@ func TestHandEditedImportIsHealed(t *testing.T) {
 	})
 }
 
-// TestMemberCredentialsAreScoped: a member's hub credentials may write its
-// own records, and nothing of another member's or of the hub's.
-func TestMemberCredentialsAreScoped(t *testing.T) {
-	ctx := testContext(t, time.Minute)
-	sec, err := kube("east").CoreV1().Secrets(causewayv1alpha1.SystemNamespace).Get(ctx, causewayv1alpha1.HubCredentialsSecret, metav1.GetOptions{})
+// asMember returns a hub client with the credentials `causeway join` gave
+// member's agent.
+func asMember(t *testing.T, ctx context.Context, member string) client.Client {
+	t.Helper()
+	sec, err := kube(member).CoreV1().Secrets(causewayv1alpha1.SystemNamespace).Get(ctx, causewayv1alpha1.HubCredentialsSecret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,10 +372,18 @@ func TestMemberCredentialsAreScoped(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Dial = w.DialContext // the kubeconfig names the hub's address inside the world
-	asEast, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestMemberCredentialsAreScoped: a member's hub credentials may write its
+// own records, and nothing of another member's or of the hub's.
+func TestMemberCredentialsAreScoped(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	asEast := asMember(t, ctx, "east")
 	rec := func(ns string) *causewayv1alpha1.ExportRecord {
 		return &causewayv1alpha1.ExportRecord{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged.svc"},
@@ -398,7 +406,7 @@ func TestMemberCredentialsAreScoped(t *testing.T) {
 	t.Cleanup(func() { _ = clients["hub"].Delete(context.Background(), forged) })
 	time.Sleep(2 * time.Second)
 	var gs causewayv1alpha1.GlobalService
-	err = clients["hub"].Get(ctx, client.ObjectKey{Namespace: causewayv1alpha1.SystemNamespace, Name: "forged.svc"}, &gs)
+	err := clients["hub"].Get(ctx, client.ObjectKey{Namespace: causewayv1alpha1.SystemNamespace, Name: "forged.svc"}, &gs)
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("a forged record produced a GlobalService (err=%v): %+v", err, gs.Spec)
 	}

@@ -9,12 +9,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/federation/membership"
-	"github.com/causeway-mesh/causeway/internal/scheme"
 )
 
 // TestUnjoinWithdrawsAndRevokes: unjoining north withdraws what it
@@ -25,19 +23,7 @@ func TestUnjoinWithdrawsAndRevokes(t *testing.T) {
 	ns := uniqueNS(t)
 	exportEverywhere(t, ctx, "north", ns, "billing", 1)
 
-	sec, err := kube("north").CoreV1().Secrets(causewayv1alpha1.SystemNamespace).Get(ctx, causewayv1alpha1.HubCredentialsSecret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(sec.Data[causewayv1alpha1.HubCredentialsKey])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Dial = w.DialContext
-	asNorth, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	asNorth := asMember(t, ctx, "north")
 	var recs causewayv1alpha1.ExportRecordList
 	if err := asNorth.List(ctx, &recs, client.InNamespace(causewayv1alpha1.MemberNamespace("north"))); err != nil {
 		t.Fatalf("north's credentials before unjoin: %v", err)
