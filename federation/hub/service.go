@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -157,10 +158,12 @@ func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("globalservice").
+		// Records: their spec (generation) and existence matter; the hub's
+		// own status patches do not.
 		Watches(&causewayv1alpha1.ExportRecord{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			rec := o.(*causewayv1alpha1.ExportRecord)
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: rec.Spec.Service.Namespace, Name: rec.Spec.Service.Name}}}
-		})).
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&causewayv1alpha1.GlobalService{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			gs := o.(*causewayv1alpha1.GlobalService)
 			if gs.Namespace != causewayv1alpha1.SystemNamespace {
