@@ -115,7 +115,7 @@ func (r *Reconciler) service(ctx context.Context, key types.NamespacedName) (*co
 
 func (r *Reconciler) endpointSlices(ctx context.Context, key types.NamespacedName) ([]discoveryv1.EndpointSlice, error) {
 	var list discoveryv1.EndpointSliceList
-	if err := r.Member.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{discoveryv1.LabelServiceName: key.Name}); err != nil {
+	if err := r.Member.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{indexSliceService: key.Name}); err != nil {
 		return nil, fmt.Errorf("list EndpointSlices of %s: %w", key, err)
 	}
 	return list.Items, nil
@@ -203,9 +203,22 @@ func (r *Reconciler) patchStatus(ctx context.Context, cur, next *mcsv1beta1.Serv
 	return nil
 }
 
+// indexSliceService indexes EndpointSlices by the Service they belong to
+// (their kubernetes.io/service-name label), so gathering a Service's
+// endpoints does not scan every slice of the namespace.
+const indexSliceService = "causeway.dev/service-slices"
+
 // SetupWithManager registers the reconciler; hub is the hub cluster, whose
 // cache holds the member's records.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, indexSliceService, func(o client.Object) []string {
+		if name := o.GetLabels()[discoveryv1.LabelServiceName]; name != "" {
+			return []string{name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index EndpointSlices by service: %w", err)
+	}
 	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 	})

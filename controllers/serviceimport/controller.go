@@ -278,10 +278,7 @@ func sliceEqual(cur, want *discoveryv1.EndpointSlice) bool {
 
 func (r *Reconciler) listSlices(ctx context.Context, key types.NamespacedName) ([]discoveryv1.EndpointSlice, error) {
 	var list discoveryv1.EndpointSliceList
-	if err := r.Member.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{
-		mcsv1beta1.LabelServiceName: key.Name,
-		discoveryv1.LabelManagedBy:  causewayv1alpha1.ManagedByAgent,
-	}); err != nil {
+	if err := r.Member.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{indexImportSlices: key.Name}); err != nil {
 		return nil, fmt.Errorf("list EndpointSlices of import %s: %w", key, err)
 	}
 	return list.Items, nil
@@ -334,9 +331,23 @@ func (r *Reconciler) Prime(ctx context.Context, reader client.Reader) error {
 	return nil
 }
 
+// indexImportSlices indexes the agent's own EndpointSlices by the import
+// they belong to, so reconciling one import does not scan every slice of
+// the namespace.
+const indexImportSlices = "causeway.dev/import-slices"
+
 // SetupWithManager registers the reconciler; hub is the hub cluster, whose
 // cache holds the GlobalServices.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, indexImportSlices, func(o client.Object) []string {
+		l := o.GetLabels()
+		if l[discoveryv1.LabelManagedBy] != causewayv1alpha1.ManagedByAgent || l[mcsv1beta1.LabelServiceName] == "" {
+			return nil
+		}
+		return []string{l[mcsv1beta1.LabelServiceName]}
+	}); err != nil {
+		return fmt.Errorf("index import EndpointSlices: %w", err)
+	}
 	byGlobal := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, gs *causewayv1alpha1.GlobalService) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: gs.Spec.Service.Namespace, Name: gs.Spec.Service.Name}}}
 	})
