@@ -97,7 +97,6 @@ func BuildRecord(cluster string, se *mcsv1beta1.ServiceExport, svc *corev1.Servi
 		if len(out.Endpoints) == 0 {
 			continue
 		}
-		slices.SortFunc(out.Endpoints, func(a, b causewayv1alpha1.ExportedEndpoint) int { return cmp.Compare(a.Addresses[0], b.Addresses[0]) })
 		spec.EndpointSlices = mergeSlice(spec.EndpointSlices, out)
 	}
 	slices.SortFunc(spec.EndpointSlices, func(a, b causewayv1alpha1.ExportedEndpointSlice) int {
@@ -113,12 +112,30 @@ func mergeSlice(all []causewayv1alpha1.ExportedEndpointSlice, s causewayv1alpha1
 	key := portsKey(s.Ports)
 	for i := range all {
 		if all[i].AddressType == s.AddressType && portsKey(all[i].Ports) == key {
-			all[i].Endpoints = append(all[i].Endpoints, s.Endpoints...)
-			slices.SortFunc(all[i].Endpoints, func(a, b causewayv1alpha1.ExportedEndpoint) int { return cmp.Compare(a.Addresses[0], b.Addresses[0]) })
+			all[i].Endpoints = sortEndpoints(append(all[i].Endpoints, s.Endpoints...))
 			return all
 		}
 	}
+	s.Endpoints = sortEndpoints(s.Endpoints)
 	return append(all, s)
+}
+
+// sortEndpoints orders endpoints by everything they carry and drops exact
+// duplicates: the EndpointSlice API allows one address in two slices (the
+// controller may list an endpoint twice while it moves it), and neither
+// that nor the order of the slices may change the record.
+func sortEndpoints(eps []causewayv1alpha1.ExportedEndpoint) []causewayv1alpha1.ExportedEndpoint {
+	slices.SortFunc(eps, compareEndpoints)
+	return slices.CompactFunc(eps, func(a, b causewayv1alpha1.ExportedEndpoint) bool { return compareEndpoints(a, b) == 0 })
+}
+
+func compareEndpoints(a, b causewayv1alpha1.ExportedEndpoint) int {
+	return cmp.Or(
+		slices.Compare(a.Addresses, b.Addresses),
+		cmp.Compare(a.Hostname, b.Hostname),
+		cmp.Compare(a.Zone, b.Zone),
+		cmp.Compare(a.TargetPod, b.TargetPod),
+	)
 }
 
 func portsKey(ps []causewayv1alpha1.EndpointPort) string {

@@ -405,7 +405,6 @@ func TestBuildRecordDoesNotModifyInput(t *testing.T) {
 // moment while it moves it between slices) with different details must not
 // make the record depend on the order of the slices.
 func TestBuildRecordDuplicateFirstAddress(t *testing.T) {
-	t.Skip("known bug: BuildRecord orders endpoints by their first address only (record.go, mergeSlice and the endpoint sort); see the report")
 	a := epSlice("a", discoveryv1.AddressTypeIPv4, httpPorts, discoveryv1.Endpoint{Addresses: []string{"10.0.0.3"}, Zone: ptr.To("z1"),
 		TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-new"}})
 	b := epSlice("b", discoveryv1.AddressTypeIPv4, httpPorts, discoveryv1.Endpoint{Addresses: []string{"10.0.0.3"}, Hostname: ptr.To("web-old")})
@@ -420,8 +419,8 @@ func TestBuildRecordDuplicateFirstAddress(t *testing.T) {
 // fuzzSlices decodes EndpointSlices from data. Values come from small pools
 // so that slices share ports and addresses; port names within a slice are
 // unique, as the API requires. An endpoint's first address is unique in the
-// input: endpoints that share a first address but differ otherwise are the
-// known bug of TestBuildRecordDuplicateFirstAddress.
+// input (TestBuildRecordDuplicateFirstAddress covers endpoints that share
+// one).
 func fuzzSlices(data []byte) []discoveryv1.EndpointSlice {
 	next := func() byte {
 		if len(data) == 0 {

@@ -46,8 +46,8 @@ func (a *Allocator) Prefix() netip.Prefix { return a.prefix }
 func (a *Allocator) Reserve(owner string, ip netip.Addr) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.prefix.Contains(ip) {
-		return fmt.Errorf("%s is outside the ClusterSetIP range %s", ip, a.prefix)
+	if !a.prefix.Contains(ip) || ip == a.prefix.Addr() || ip.Compare(a.nth(a.size-1)) > 0 {
+		return fmt.Errorf("%s is not a usable address of the ClusterSetIP range %s", ip, a.prefix)
 	}
 	if cur, ok := a.byIP[ip]; ok && cur != owner {
 		return fmt.Errorf("%s is already allocated to %s", ip, cur)

@@ -164,6 +164,9 @@ func TestReserve(t *testing.T) {
 	tests := map[string][]step{
 		"inside the range":              {{"a/x", "10.0.0.5", false}},
 		"outside the range":             {{"a/x", "10.0.1.5", true}},
+		"the network address":           {{"a/x", "10.0.0.0", true}},
+		"the broadcast address":         {{"a/x", "10.0.0.255", true}},
+		"the last usable address":       {{"a/x", "10.0.0.254", false}},
 		"other family":                  {{"a/x", "fd00::5", true}},
 		"same owner again":              {{"a/x", "10.0.0.5", false}, {"a/x", "10.0.0.5", false}},
 		"taken by another owner":        {{"a/x", "10.0.0.5", false}, {"b/y", "10.0.0.5", true}},

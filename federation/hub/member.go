@@ -82,7 +82,7 @@ func (r *MemberClusterReconciler) Reconcile(ctx context.Context, req reconcile.R
 	now := r.Clock.Now()
 	h := leaseHealth(lease, r.GracePeriod, now)
 	next := mc.DeepCopy()
-	setMemberStatus(&next.Status, mc.Generation, nsErr == nil && namespace.DeletionTimestamp == nil, mc.Spec.Paused, h, counts)
+	setMemberStatus(&next.Status, mc.Generation, ns, nsErr == nil && namespace.DeletionTimestamp == nil, mc.Spec.Paused, h, counts)
 	if !equality.Semantic.DeepEqual(mc.Status, next.Status) {
 		if err := r.Client.Status().Patch(ctx, next, client.MergeFrom(&mc)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patch status of member cluster %s: %w", mc.Name, err)
@@ -154,7 +154,7 @@ func leaseHealth(lease *coordinationv1.Lease, grace time.Duration, now time.Time
 
 // setMemberStatus fills a MemberCluster status; meta.SetStatusCondition
 // keeps transition times of conditions that did not change.
-func setMemberStatus(st *causewayv1alpha1.MemberClusterStatus, generation int64, joined, paused bool, h health, c memberCounts) {
+func setMemberStatus(st *causewayv1alpha1.MemberClusterStatus, generation int64, namespace string, joined, paused bool, h health, c memberCounts) {
 	st.ObservedGeneration = generation
 	st.ExportCount, st.ImportCount, st.AgentVersion = c.exports, c.imports, c.version
 	cond := func(t string, ok bool, reasonTrue, reasonFalse, msg string) metav1.Condition {
@@ -163,9 +163,9 @@ func setMemberStatus(st *causewayv1alpha1.MemberClusterStatus, generation int64,
 		}
 		return metav1.Condition{Type: t, Status: metav1.ConditionFalse, Reason: reasonFalse, Message: msg, ObservedGeneration: generation}
 	}
-	joinedMsg := "the member's hub namespace exists"
+	joinedMsg := "the member's hub namespace " + namespace + " exists"
 	if !joined {
-		joinedMsg = "the member's hub namespace " + causewayv1alpha1.MemberNamespacePrefix + "<name> is missing; run causeway join again"
+		joinedMsg = "the member's hub namespace " + namespace + " is missing; run causeway join again"
 	}
 	meta.SetStatusCondition(&st.Conditions, cond(causewayv1alpha1.MemberClusterJoined, joined, reasonNamespaceFound, reasonNamespaceGone, joinedMsg))
 	leaseReason := causewayv1alpha1.ReasonLeaseExpired

@@ -201,11 +201,6 @@ type MemberClusterStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
-	// LastLeaseRenewTime is when the cluster's agent last renewed its lease
-	// on the hub.
-	// +optional
-	LastLeaseRenewTime *metav1.Time `json:"lastLeaseRenewTime,omitempty"`
-
 	// ExportCount is the number of services this cluster exports to the
 	// cluster set.
 	// +optional
