@@ -16,8 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
-
-	"github.com/causeway-mesh/causeway/test/multicluster/world"
 )
 
 // eventually polls cond every 100 ms until it returns nil or the timeout
@@ -154,5 +152,3 @@ func svcWithPorts(ns, name string, ports ...corev1.ServicePort) *corev1.Service 
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: ports},
 	}
 }
-
-var _ = world.EchoHTTPPort
