@@ -34,13 +34,15 @@ func BuildRecord(cluster string, se *mcsv1beta1.ServiceExport, svc *corev1.Servi
 		Cluster:                 cluster,
 		Service:                 causewayv1alpha1.ServiceRef{Namespace: svc.Namespace, Name: svc.Name},
 		ExportCreationTimestamp: se.CreationTimestamp,
-		Type:                    causewayv1alpha1.ServiceTypeClusterSetIP,
-		SessionAffinity:         svc.Spec.SessionAffinity,
-		SessionAffinityConfig:   svc.Spec.SessionAffinityConfig.DeepCopy(),
-		InternalTrafficPolicy:   svc.Spec.InternalTrafficPolicy,
-		TrafficDistribution:     svc.Spec.TrafficDistribution,
-		ExportedLabels:          copyMap(se.Spec.ExportedLabels),
-		ExportedAnnotations:     copyMap(se.Spec.ExportedAnnotations),
+		ServiceProperties: causewayv1alpha1.ServiceProperties{
+			Type:                  causewayv1alpha1.ServiceTypeClusterSetIP,
+			SessionAffinity:       svc.Spec.SessionAffinity,
+			SessionAffinityConfig: svc.Spec.SessionAffinityConfig.DeepCopy(),
+			InternalTrafficPolicy: svc.Spec.InternalTrafficPolicy,
+			TrafficDistribution:   svc.Spec.TrafficDistribution,
+			ExportedLabels:        copyMap(se.Spec.ExportedLabels),
+			ExportedAnnotations:   copyMap(se.Spec.ExportedAnnotations),
+		},
 	}
 	if spec.SessionAffinity == "" {
 		spec.SessionAffinity = corev1.ServiceAffinityNone

@@ -117,9 +117,11 @@ func wantSpec(mod func(*causewayv1alpha1.ExportRecordSpec)) causewayv1alpha1.Exp
 		Cluster:                 "east",
 		Service:                 causewayv1alpha1.ServiceRef{Namespace: "default", Name: "hello"},
 		ExportCreationTimestamp: created,
-		Type:                    causewayv1alpha1.ServiceTypeClusterSetIP,
-		SessionAffinity:         corev1.ServiceAffinityNone,
-		Ports:                   []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+		ServiceProperties: causewayv1alpha1.ServiceProperties{
+			Type:            causewayv1alpha1.ServiceTypeClusterSetIP,
+			SessionAffinity: corev1.ServiceAffinityNone,
+			Ports:           []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+		},
 	}
 	if mod != nil {
 		mod(&s)

@@ -32,10 +32,12 @@ var (
 
 func globalService(mod func(*causewayv1alpha1.GlobalServiceSpec)) *causewayv1alpha1.GlobalService {
 	gs := &causewayv1alpha1.GlobalService{Spec: causewayv1alpha1.GlobalServiceSpec{
-		Service:         causewayv1alpha1.ServiceRef{Namespace: "default", Name: "hello"},
-		Type:            causewayv1alpha1.ServiceTypeClusterSetIP,
-		SessionAffinity: corev1.ServiceAffinityNone,
-		Ports:           []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+		Service: causewayv1alpha1.ServiceRef{Namespace: "default", Name: "hello"},
+		ServiceProperties: causewayv1alpha1.ServiceProperties{
+			Type:            causewayv1alpha1.ServiceTypeClusterSetIP,
+			SessionAffinity: corev1.ServiceAffinityNone,
+			Ports:           []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+		},
 		Clusters: []causewayv1alpha1.GlobalServiceCluster{
 			{Name: "west", EndpointSlices: []causewayv1alpha1.ExportedEndpointSlice{v4Group}},
 			{Name: "east", EndpointSlices: []causewayv1alpha1.ExportedEndpointSlice{v4Group, v6Group}},

@@ -94,17 +94,14 @@ func Merge(records []v1alpha1.ExportRecordSpec, members map[string]Member) (spec
 		}
 	}
 
+	// The oldest export's properties (deep-copied: the result never
+	// aliases the input), with the union of the ports.
+	props := oldest.ServiceProperties.DeepCopy()
+	props.Ports = ports
 	spec = v1alpha1.GlobalServiceSpec{
-		Service:               oldest.Service,
-		Type:                  oldest.Type,
-		Ports:                 ports,
-		SessionAffinity:       oldest.SessionAffinity,
-		SessionAffinityConfig: oldest.SessionAffinityConfig.DeepCopy(),
-		InternalTrafficPolicy: clonePtr(oldest.InternalTrafficPolicy),
-		TrafficDistribution:   clonePtr(oldest.TrafficDistribution),
-		ExportedLabels:        maps.Clone(oldest.ExportedLabels),
-		ExportedAnnotations:   maps.Clone(oldest.ExportedAnnotations),
-		Clusters:              make([]v1alpha1.GlobalServiceCluster, 0, len(exports)),
+		Service:           oldest.Service,
+		ServiceProperties: *props,
+		Clusters:          make([]v1alpha1.GlobalServiceCluster, 0, len(exports)),
 	}
 	message := strings.Join(sentences, " ")
 	verdicts = make(map[string]Conflict, len(exports))

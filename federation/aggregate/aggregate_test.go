@@ -85,9 +85,11 @@ func rec(cluster string, age int, edits ...func(*v1alpha1.ExportRecordSpec)) v1a
 		Cluster:                 cluster,
 		Service:                 hello,
 		ExportCreationTimestamp: metav1.NewTime(epoch.Add(time.Duration(age) * time.Second)),
-		Type:                    v1alpha1.ServiceTypeClusterSetIP,
-		Ports:                   slices.Clone(defaultPorts),
-		EndpointSlices:          endpointsOf(cluster),
+		ServiceProperties: v1alpha1.ServiceProperties{
+			Type:  v1alpha1.ServiceTypeClusterSetIP,
+			Ports: slices.Clone(defaultPorts),
+		},
+		EndpointSlices: endpointsOf(cluster),
 	}
 	for _, edit := range edits {
 		edit(&r)
@@ -99,9 +101,11 @@ func rec(cluster string, age int, edits ...func(*v1alpha1.ExportRecordSpec)) v1a
 // defaultMembers, and the edits.
 func want(clusters []string, edits ...func(*v1alpha1.GlobalServiceSpec)) v1alpha1.GlobalServiceSpec {
 	s := v1alpha1.GlobalServiceSpec{
-		Service:  hello,
-		Type:     v1alpha1.ServiceTypeClusterSetIP,
-		Ports:    slices.Clone(defaultPorts),
+		Service: hello,
+		ServiceProperties: v1alpha1.ServiceProperties{
+			Type:  v1alpha1.ServiceTypeClusterSetIP,
+			Ports: slices.Clone(defaultPorts),
+		},
 		Clusters: []v1alpha1.GlobalServiceCluster{},
 	}
 	for _, c := range clusters {

@@ -322,8 +322,9 @@ func TestServiceReconcile(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: causewayv1alpha1.MemberNamespace(cluster), Name: "shop.cart"},
 			Spec: causewayv1alpha1.ExportRecordSpec{
 				Cluster: cluster, Service: causewayv1alpha1.ServiceRef{Namespace: "shop", Name: "cart"},
-				ExportCreationTimestamp: created, Type: causewayv1alpha1.ServiceTypeClusterSetIP, Ports: ports,
-				EndpointSlices: []causewayv1alpha1.ExportedEndpointSlice{{AddressType: "IPv4", Endpoints: []causewayv1alpha1.ExportedEndpoint{{Addresses: []string{"10.0.0.1"}}}}},
+				ExportCreationTimestamp: created,
+				ServiceProperties:       causewayv1alpha1.ServiceProperties{Type: causewayv1alpha1.ServiceTypeClusterSetIP, Ports: ports},
+				EndpointSlices:          []causewayv1alpha1.ExportedEndpointSlice{{AddressType: "IPv4", Endpoints: []causewayv1alpha1.ExportedEndpoint{{Addresses: []string{"10.0.0.1"}}}}},
 			},
 		}
 	}

@@ -139,8 +139,10 @@ func exportRecord(cluster, namespace, name string) *causewayv1alpha1.ExportRecor
 			Cluster:                 cluster,
 			Service:                 causewayv1alpha1.ServiceRef{Namespace: namespace, Name: name},
 			ExportCreationTimestamp: metav1.Now(),
-			Type:                    causewayv1alpha1.ServiceTypeClusterSetIP,
-			Ports:                   []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+			ServiceProperties: causewayv1alpha1.ServiceProperties{
+				Type:  causewayv1alpha1.ServiceTypeClusterSetIP,
+				Ports: []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+			},
 		},
 	}
 }

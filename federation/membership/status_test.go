@@ -54,9 +54,11 @@ func globalService(namespace, name string, t causewayv1alpha1.ServiceType, clust
 	return causewayv1alpha1.GlobalService{
 		ObjectMeta: metav1.ObjectMeta{Namespace: causewayv1alpha1.SystemNamespace, Name: causewayv1alpha1.ServiceKeyName(namespace, name)},
 		Spec: causewayv1alpha1.GlobalServiceSpec{
-			Service:  causewayv1alpha1.ServiceRef{Namespace: namespace, Name: name},
-			Type:     t,
-			Ports:    []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+			Service: causewayv1alpha1.ServiceRef{Namespace: namespace, Name: name},
+			ServiceProperties: causewayv1alpha1.ServiceProperties{
+				Type:  t,
+				Ports: []causewayv1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+			},
 			Clusters: clusters,
 		},
 	}

@@ -199,14 +199,16 @@ func TestJoinStatusUnjoin(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: "causeway-member-a", Name: "shop.cart"},
 			Spec: causewayv1alpha1.ExportRecordSpec{
 				Cluster: "a", Service: causewayv1alpha1.ServiceRef{Namespace: "shop", Name: "cart"},
-				ExportCreationTimestamp: metav1.Now(), Type: causewayv1alpha1.ServiceTypeClusterSetIP,
+				ExportCreationTimestamp: metav1.Now(),
+				ServiceProperties:       causewayv1alpha1.ServiceProperties{Type: causewayv1alpha1.ServiceTypeClusterSetIP},
 			},
 		},
 		&causewayv1alpha1.GlobalService{
 			ObjectMeta: metav1.ObjectMeta{Namespace: causewayv1alpha1.SystemNamespace, Name: "shop.cart"},
 			Spec: causewayv1alpha1.GlobalServiceSpec{
-				Service: causewayv1alpha1.ServiceRef{Namespace: "shop", Name: "cart"}, Type: causewayv1alpha1.ServiceTypeClusterSetIP,
-				Clusters: []causewayv1alpha1.GlobalServiceCluster{{Name: "a"}},
+				Service:           causewayv1alpha1.ServiceRef{Namespace: "shop", Name: "cart"},
+				ServiceProperties: causewayv1alpha1.ServiceProperties{Type: causewayv1alpha1.ServiceTypeClusterSetIP},
+				Clusters:          []causewayv1alpha1.GlobalServiceCluster{{Name: "a"}},
 			},
 		},
 		&coordinationv1.Lease{

@@ -388,7 +388,8 @@ func TestMemberCredentialsAreScoped(t *testing.T) {
 		return &causewayv1alpha1.ExportRecord{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged.svc"},
 			Spec: causewayv1alpha1.ExportRecordSpec{Cluster: "west", Service: causewayv1alpha1.ServiceRef{Namespace: "forged", Name: "svc"},
-				ExportCreationTimestamp: metav1.Now(), Type: causewayv1alpha1.ServiceTypeClusterSetIP},
+				ExportCreationTimestamp: metav1.Now(),
+				ServiceProperties:       causewayv1alpha1.ServiceProperties{Type: causewayv1alpha1.ServiceTypeClusterSetIP}},
 		}
 	}
 	if err := asEast.Create(ctx, rec(causewayv1alpha1.MemberNamespace("west"))); !apierrors.IsForbidden(err) {

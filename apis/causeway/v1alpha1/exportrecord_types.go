@@ -154,6 +154,21 @@ type ExportRecordSpec struct {
 	// +required
 	ExportCreationTimestamp metav1.Time `json:"exportCreationTimestamp"`
 
+	// ServiceProperties are the exported Service's properties.
+	ServiceProperties `json:",inline"`
+
+	// EndpointSlices are the ready endpoints of the Service in the
+	// exporting cluster, grouped as its EndpointSlices group them (by
+	// address type and ports).
+	// +optional
+	// +listType=atomic
+	EndpointSlices []ExportedEndpointSlice `json:"endpointSlices,omitempty"`
+}
+
+// ServiceProperties are the properties of an exported Service that the MCS
+// rules merge across clusters: what an ExportRecord publishes and what a
+// GlobalService holds after the merge.
+type ServiceProperties struct {
 	// Type is Headless for a Service with clusterIP None, ClusterSetIP
 	// otherwise.
 	// +required
@@ -162,7 +177,6 @@ type ExportRecordSpec struct {
 	// Ports are the Service's ports.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=100
 	Ports []ServicePort `json:"ports,omitempty"`
 
 	// SessionAffinity is the Service's session affinity.
@@ -190,13 +204,6 @@ type ExportRecordSpec struct {
 	// spec.exportedAnnotations, to be set on the ServiceImport.
 	// +optional
 	ExportedAnnotations map[string]string `json:"exportedAnnotations,omitempty"`
-
-	// EndpointSlices are the ready endpoints of the Service in the
-	// exporting cluster, grouped as its EndpointSlices group them (by
-	// address type and ports).
-	// +optional
-	// +listType=atomic
-	EndpointSlices []ExportedEndpointSlice `json:"endpointSlices,omitempty"`
 }
 
 // ServicePort is a port of an exported Service, as in an MCS ServiceImport.
@@ -342,39 +349,11 @@ type GlobalServiceSpec struct {
 	// +required
 	Service ServiceRef `json:"service"`
 
-	// Type of the service, from the oldest export.
-	// +required
-	Type ServiceType `json:"type"`
-
-	// Ports are the union of the exported ports; where two exports define a
-	// port of the same name differently, the oldest export's wins.
-	// +optional
-	// +listType=atomic
-	Ports []ServicePort `json:"ports,omitempty"`
-
-	// SessionAffinity, from the oldest export.
-	// +optional
-	SessionAffinity corev1.ServiceAffinity `json:"sessionAffinity,omitempty"`
-
-	// SessionAffinityConfig, from the oldest export.
-	// +optional
-	SessionAffinityConfig *corev1.SessionAffinityConfig `json:"sessionAffinityConfig,omitempty"`
-
-	// InternalTrafficPolicy, from the oldest export.
-	// +optional
-	InternalTrafficPolicy *corev1.ServiceInternalTrafficPolicy `json:"internalTrafficPolicy,omitempty"`
-
-	// TrafficDistribution, from the oldest export.
-	// +optional
-	TrafficDistribution *string `json:"trafficDistribution,omitempty"`
-
-	// ExportedLabels, from the oldest export.
-	// +optional
-	ExportedLabels map[string]string `json:"exportedLabels,omitempty"`
-
-	// ExportedAnnotations, from the oldest export.
-	// +optional
-	ExportedAnnotations map[string]string `json:"exportedAnnotations,omitempty"`
+	// ServiceProperties are the merged properties: the oldest export's,
+	// with the union of the exported ports (where two exports define a port
+	// of the same name or protocol and number differently, the oldest
+	// export's wins).
+	ServiceProperties `json:",inline"`
 
 	// Clusters are the exporting clusters, sorted by name, each with its
 	// ready endpoints. A cluster whose agent stopped renewing its lease is
