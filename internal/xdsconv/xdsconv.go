@@ -45,6 +45,14 @@ const (
 	// BlackHoleCluster is a STATIC cluster with no endpoints.
 	BlackHoleCluster = "BlackHoleCluster"
 
+	// InvalidBackendCluster is a cluster name that is never defined. A
+	// route sends the share of its traffic meant for a backend that does
+	// not resolve (a missing Service, a port it lacks, a reference that is
+	// not permitted) to it, with cluster_not_found_response_code
+	// INTERNAL_SERVER_ERROR, so that share is answered 500 as the Gateway
+	// API requires while the other backends keep serving.
+	InvalidBackendCluster = "InvalidBackendCluster"
+
 	// MetadataNamespace is the filter_metadata key under which Causeway
 	// puts its own metadata on endpoints and clusters.
 	MetadataNamespace = "causeway.dev"

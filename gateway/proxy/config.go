@@ -1,0 +1,1062 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/causeway-mesh/causeway/gateway/lb"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
+)
+
+// model is one complete, compiled configuration. It is immutable once
+// published: requests hold it for their whole life.
+type model struct {
+	listeners map[string]*listener
+	// byAddr holds the listeners that do not bind, by address, for
+	// original-destination dispatch; wildcard (0.0.0.0) ones by port.
+	byAddr     map[netip.AddrPort]*listener
+	byPort     map[uint16]*listener
+	routes     map[string]*routeConfig
+	clusters   map[string]*cluster
+	versions   map[string]string
+	generation uint64
+}
+
+// listener is a compiled Listener.
+type listener struct {
+	name           string
+	addr           netip.AddrPort
+	bind           bool
+	useOriginalDst bool
+	chain          *filterChain
+}
+
+// filterChain is either an HTTP connection manager or a TCP proxy.
+type filterChain struct {
+	http *httpManager
+	tcp  *tcpProxy
+}
+
+type httpManager struct {
+	statPrefix string
+	routeName  string       // RDS
+	inline     *routeConfig // route_config given inline
+	websocket  bool
+}
+
+type tcpProxy struct {
+	statPrefix string
+	clusters   []weightedCluster
+	total      uint32
+}
+
+// routeConfig is a compiled RouteConfiguration.
+type routeConfig struct {
+	name    string
+	exact   map[string]*virtualHost // lower-case domain → vhost
+	suffix  []domainVHost           // "*.example.com" → ".example.com", longest first
+	prefix  []domainVHost           // "example.*" → "example.", longest first
+	star    *virtualHost
+	reqAdd  []headerOp
+	reqDel  []string
+	respAdd []headerOp
+	respDel []string
+}
+
+type domainVHost struct {
+	part  string
+	vhost *virtualHost
+}
+
+type virtualHost struct {
+	name    string
+	routes  []*route
+	retry   *retryPolicy
+	reqAdd  []headerOp
+	reqDel  []string
+	respAdd []headerOp
+	respDel []string
+}
+
+type pathKind int
+
+const (
+	pathPrefix pathKind = iota
+	pathExact
+	pathRegex
+	pathSeparatedPrefix
+)
+
+type route struct {
+	name          string
+	pathKind      pathKind
+	path          string
+	pathRe        *regexp.Regexp
+	caseSensitive bool
+	headers       []headerMatcher
+	query         []queryMatcher
+
+	// action: exactly one of clusters, direct or redirect.
+	clusters      []weightedCluster
+	totalWeight   uint32
+	direct        *directResponse
+	redirect      *redirect
+	timeout       time.Duration // 0: none
+	retry         *retryPolicy
+	hash          []hashPolicy
+	mirrors       []mirrorPolicy
+	prefixRewrite string
+	// regexRewrite replaces every match of rewriteRe in the path with
+	// rewriteRepl (Go's $N form, converted from Envoy's \N).
+	rewriteRe   *regexp.Regexp
+	rewriteRepl string
+	hostRewrite string
+	// notFoundCode answers requests whose picked cluster does not exist
+	// (cluster_not_found_response_code; 503 by default).
+	notFoundCode int
+
+	reqAdd  []headerOp
+	reqDel  []string
+	respAdd []headerOp
+	respDel []string
+}
+
+type weightedCluster struct {
+	name    string
+	weight  uint32
+	reqAdd  []headerOp
+	reqDel  []string
+	respAdd []headerOp
+	respDel []string
+}
+
+type directResponse struct {
+	status int
+	body   string
+}
+
+type redirect struct {
+	scheme, host, path, prefix string
+	port                       uint32
+	status                     int
+	stripQuery                 bool
+}
+
+type headerOp struct {
+	name, value string
+	// append adds a value; otherwise the header is overwritten.
+	append bool
+	// ifAbsent adds only when the header is missing.
+	ifAbsent bool
+}
+
+type stringMatch struct {
+	exact, prefix, suffix, contains string
+	kind                            int // 0 exact 1 prefix 2 suffix 3 contains 4 regex 5 present
+	re                              *regexp.Regexp
+	ignoreCase                      bool
+}
+
+type headerMatcher struct {
+	name   string // canonical, or ":method", ":path", ":authority"
+	match  stringMatch
+	invert bool
+	// present: match on presence only.
+	present, presentValue bool
+}
+
+type queryMatcher struct {
+	name    string
+	match   stringMatch
+	present bool
+}
+
+type hashPolicy struct {
+	header     string
+	cookie     string
+	cookieTT   *time.Duration
+	cookiePath string
+	sourceIP   bool
+	terminal   bool
+}
+
+type mirrorPolicy struct {
+	cluster  string
+	fraction uint32 // per million
+}
+
+type retryPolicy struct {
+	on            retryOn
+	codes         []int
+	numRetries    int
+	perTryTimeout time.Duration
+	baseInterval  time.Duration
+	maxInterval   time.Duration
+}
+
+// retryOn is a bit set of Envoy retry_on conditions.
+type retryOn uint32
+
+const (
+	retry5xx retryOn = 1 << iota
+	retryGatewayError
+	retryReset
+	retryConnectFailure
+	retryRetriable4xx
+	retryRefusedStream
+	retryRetriableStatusCodes
+	retryGRPCCancelled
+	retryGRPCDeadlineExceeded
+	retryGRPCResourceExhausted
+	retryGRPCUnavailable
+	retryGRPCInternal
+)
+
+var retryOnNames = map[string]retryOn{
+	"5xx":                    retry5xx,
+	"gateway-error":          retryGatewayError,
+	"reset":                  retryReset,
+	"reset-before-request":   retryReset,
+	"connect-failure":        retryConnectFailure,
+	"retriable-4xx":          retryRetriable4xx,
+	"refused-stream":         retryRefusedStream,
+	"retriable-status-codes": retryRetriableStatusCodes,
+	"cancelled":              retryGRPCCancelled,
+	"deadline-exceeded":      retryGRPCDeadlineExceeded,
+	"resource-exhausted":     retryGRPCResourceExhausted,
+	"unavailable":            retryGRPCUnavailable,
+	"internal":               retryGRPCInternal,
+}
+
+// cluster is a compiled Cluster. Its balancer is set from the cluster's
+// ClusterLoadAssignment (EDS) or inline load_assignment.
+type cluster struct {
+	name           string
+	kind           clusterKind
+	lbConfig       lb.Config
+	http2          bool
+	connectTimeout time.Duration
+	balancer       *lb.Balancer // nil until endpoints are known
+	edsName        string
+	maxRequests    int64 // circuit breaking: 0 = default
+}
+
+type clusterKind int
+
+const (
+	clusterEDS clusterKind = iota
+	clusterStatic
+	clusterOriginalDst
+)
+
+// Defaults that Envoy uses where xDS leaves a field unset.
+const (
+	defaultConnectTimeout = 5 * time.Second
+	defaultRetryBase      = 25 * time.Millisecond
+	defaultNumRetries     = 1
+)
+
+// compileListener turns a Listener into the engine's form. Listeners
+// without an address (API listeners) are for proxyless clients: the
+// proxy rejects them, as Envoy does.
+func compileListener(l *listenerv3.Listener) (*listener, error) {
+	if l.GetApiListener() != nil {
+		return nil, fmt.Errorf("listener %q: api_listener is for proxyless clients, not a proxy", l.GetName())
+	}
+	sa := l.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil, fmt.Errorf("listener %q: needs a socket address", l.GetName())
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return nil, fmt.Errorf("listener %q: protocol %s is not supported", l.GetName(), sa.GetProtocol())
+	}
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: address: %w", l.GetName(), err)
+	}
+	out := &listener{
+		name:           l.GetName(),
+		addr:           netip.AddrPortFrom(ip.Unmap(), uint16(sa.GetPortValue())),
+		bind:           l.GetBindToPort() == nil || l.GetBindToPort().GetValue(),
+		useOriginalDst: l.GetUseOriginalDst().GetValue(),
+	}
+	chains := l.GetFilterChains()
+	if l.GetDefaultFilterChain() != nil {
+		chains = append(slices.Clone(chains), l.GetDefaultFilterChain())
+	}
+	if len(chains) == 0 {
+		return nil, fmt.Errorf("listener %q: no filter chain", l.GetName())
+	}
+	// The engine serves one chain per listener: the first whose match is
+	// empty. Filter chain matching on SNI and ALPN comes with mTLS.
+	for _, fc := range chains {
+		if fc.GetFilterChainMatch() != nil && !isEmptyChainMatch(fc.GetFilterChainMatch()) {
+			continue
+		}
+		if fc.GetTransportSocket() != nil {
+			return nil, fmt.Errorf("listener %q: transport sockets are not supported yet", l.GetName())
+		}
+		chain, err := compileFilters(fc.GetFilters())
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
+		}
+		out.chain = chain
+		break
+	}
+	if out.chain == nil {
+		return nil, fmt.Errorf("listener %q: no filter chain without a match", l.GetName())
+	}
+	return out, nil
+}
+
+func isEmptyChainMatch(m *listenerv3.FilterChainMatch) bool {
+	return m.GetDestinationPort() == nil && len(m.GetPrefixRanges()) == 0 && len(m.GetServerNames()) == 0 &&
+		m.GetTransportProtocol() == "" && len(m.GetApplicationProtocols()) == 0 && len(m.GetSourcePrefixRanges()) == 0
+}
+
+func compileFilters(filters []*listenerv3.Filter) (*filterChain, error) {
+	if len(filters) != 1 {
+		return nil, fmt.Errorf("a filter chain needs exactly one network filter (http_connection_manager or tcp_proxy), got %d", len(filters))
+	}
+	f := filters[0]
+	tc := f.GetTypedConfig()
+	if tc == nil {
+		return nil, fmt.Errorf("filter %q: typed_config is required", f.GetName())
+	}
+	msg, err := anypb.UnmarshalNew(tc, unmarshalOpts)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
+	}
+	switch cfg := msg.(type) {
+	case *hcmv3.HttpConnectionManager:
+		m, err := compileHCM(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
+		}
+		return &filterChain{http: m}, nil
+	case *tcpv3.TcpProxy:
+		t := &tcpProxy{statPrefix: cfg.GetStatPrefix()}
+		switch {
+		case cfg.GetCluster() != "":
+			t.clusters = []weightedCluster{{name: cfg.GetCluster(), weight: 1}}
+			t.total = 1
+		case cfg.GetWeightedClusters() != nil:
+			for _, c := range cfg.GetWeightedClusters().GetClusters() {
+				if c.GetWeight() == 0 {
+					continue
+				}
+				t.clusters = append(t.clusters, weightedCluster{name: c.GetName(), weight: c.GetWeight()})
+				t.total += c.GetWeight()
+			}
+		}
+		if t.total == 0 {
+			return nil, fmt.Errorf("filter %q: tcp_proxy needs a cluster", f.GetName())
+		}
+		return &filterChain{tcp: t}, nil
+	default:
+		return nil, fmt.Errorf("filter %q: %s is not supported", f.GetName(), tc.GetTypeUrl())
+	}
+}
+
+func compileHCM(cfg *hcmv3.HttpConnectionManager) (*httpManager, error) {
+	m := &httpManager{statPrefix: cfg.GetStatPrefix()}
+	switch {
+	case cfg.GetRds() != nil:
+		if src := cfg.GetRds().GetConfigSource(); src != nil && src.GetAds() == nil {
+			return nil, fmt.Errorf("rds %q: only ADS config sources are supported", cfg.GetRds().GetRouteConfigName())
+		}
+		m.routeName = cfg.GetRds().GetRouteConfigName()
+	case cfg.GetRouteConfig() != nil:
+		rc, err := compileRouteConfig(cfg.GetRouteConfig())
+		if err != nil {
+			return nil, err
+		}
+		m.inline = rc
+	default:
+		return nil, fmt.Errorf("http_connection_manager needs rds or route_config")
+	}
+	sawRouter := false
+	for _, hf := range cfg.GetHttpFilters() {
+		if tc := hf.GetTypedConfig(); tc != nil {
+			msg, err := anypb.UnmarshalNew(tc, unmarshalOpts)
+			if err != nil {
+				if hf.GetIsOptional() {
+					continue
+				}
+				return nil, fmt.Errorf("http filter %q: %w", hf.GetName(), err)
+			}
+			if _, ok := msg.(*routerv3.Router); ok {
+				sawRouter = true
+				continue
+			}
+		}
+		if hf.GetName() == "envoy.filters.http.router" {
+			sawRouter = true
+			continue
+		}
+		if !hf.GetIsOptional() {
+			return nil, fmt.Errorf("http filter %q is not supported", hf.GetName())
+		}
+	}
+	if !sawRouter && len(cfg.GetHttpFilters()) > 0 {
+		return nil, fmt.Errorf("http_connection_manager: the router filter is missing")
+	}
+	for _, u := range cfg.GetUpgradeConfigs() {
+		if strings.EqualFold(u.GetUpgradeType(), "websocket") && (u.GetEnabled() == nil || u.GetEnabled().GetValue()) {
+			m.websocket = true
+		}
+	}
+	return m, nil
+}
+
+func compileRouteConfig(rc *routev3.RouteConfiguration) (*routeConfig, error) {
+	out := &routeConfig{name: rc.GetName(), exact: map[string]*virtualHost{}}
+	var err error
+	if out.reqAdd, err = compileHeaderOps(rc.GetRequestHeadersToAdd()); err != nil {
+		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
+	}
+	if out.respAdd, err = compileHeaderOps(rc.GetResponseHeadersToAdd()); err != nil {
+		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
+	}
+	out.reqDel = canonicalAll(rc.GetRequestHeadersToRemove())
+	out.respDel = canonicalAll(rc.GetResponseHeadersToRemove())
+	for _, vh := range rc.GetVirtualHosts() {
+		v, err := compileVirtualHost(vh)
+		if err != nil {
+			return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
+		}
+		for _, d := range vh.GetDomains() {
+			d = strings.ToLower(d)
+			var dup bool
+			switch {
+			case d == "*":
+				dup = out.star != nil
+				out.star = v
+			case strings.HasPrefix(d, "*"):
+				dup = slices.ContainsFunc(out.suffix, func(x domainVHost) bool { return x.part == d[1:] })
+				out.suffix = append(out.suffix, domainVHost{d[1:], v})
+			case strings.HasSuffix(d, "*"):
+				dup = slices.ContainsFunc(out.prefix, func(x domainVHost) bool { return x.part == d[:len(d)-1] })
+				out.prefix = append(out.prefix, domainVHost{d[:len(d)-1], v})
+			default:
+				_, dup = out.exact[d]
+				out.exact[d] = v
+			}
+			if dup {
+				return nil, fmt.Errorf("route configuration %q: domain %q is in more than one virtual host", rc.GetName(), d)
+			}
+		}
+	}
+	byLen := func(a, b domainVHost) int { return len(b.part) - len(a.part) }
+	slices.SortStableFunc(out.suffix, byLen)
+	slices.SortStableFunc(out.prefix, byLen)
+	return out, nil
+}
+
+func compileVirtualHost(vh *routev3.VirtualHost) (*virtualHost, error) {
+	v := &virtualHost{name: vh.GetName()}
+	var err error
+	if vh.GetRetryPolicy() != nil {
+		if v.retry, err = compileRetry(vh.GetRetryPolicy()); err != nil {
+			return nil, fmt.Errorf("virtual host %q: %w", vh.GetName(), err)
+		}
+	}
+	if v.reqAdd, err = compileHeaderOps(vh.GetRequestHeadersToAdd()); err != nil {
+		return nil, fmt.Errorf("virtual host %q: %w", vh.GetName(), err)
+	}
+	if v.respAdd, err = compileHeaderOps(vh.GetResponseHeadersToAdd()); err != nil {
+		return nil, fmt.Errorf("virtual host %q: %w", vh.GetName(), err)
+	}
+	v.reqDel = canonicalAll(vh.GetRequestHeadersToRemove())
+	v.respDel = canonicalAll(vh.GetResponseHeadersToRemove())
+	for i, r := range vh.GetRoutes() {
+		cr, err := compileRoute(r)
+		if err != nil {
+			return nil, fmt.Errorf("virtual host %q: route %d (%q): %w", vh.GetName(), i, r.GetName(), err)
+		}
+		v.routes = append(v.routes, cr)
+	}
+	return v, nil
+}
+
+func compileRoute(r *routev3.Route) (*route, error) {
+	m := r.GetMatch()
+	out := &route{name: r.GetName(), caseSensitive: m.GetCaseSensitive() == nil || m.GetCaseSensitive().GetValue()}
+	switch ps := m.GetPathSpecifier().(type) {
+	case *routev3.RouteMatch_Prefix:
+		out.pathKind, out.path = pathPrefix, ps.Prefix
+	case *routev3.RouteMatch_Path:
+		out.pathKind, out.path = pathExact, ps.Path
+	case *routev3.RouteMatch_PathSeparatedPrefix:
+		out.pathKind, out.path = pathSeparatedPrefix, ps.PathSeparatedPrefix
+	case *routev3.RouteMatch_SafeRegex:
+		re, err := compileRegex(ps.SafeRegex.GetRegex(), true)
+		if err != nil {
+			return nil, err
+		}
+		out.pathKind, out.pathRe = pathRegex, re
+	default:
+		return nil, fmt.Errorf("path match %T is not supported", ps)
+	}
+	if !out.caseSensitive && out.pathKind != pathRegex {
+		out.path = strings.ToLower(out.path)
+	}
+	if m.GetRuntimeFraction() != nil || len(m.GetDynamicMetadata()) > 0 || m.GetTlsContext() != nil || len(m.GetCookies()) > 0 {
+		return nil, fmt.Errorf("match fields runtime_fraction, dynamic_metadata, tls_context and cookies are not supported")
+	}
+	for _, h := range m.GetHeaders() {
+		hm, err := compileHeaderMatcher(h)
+		if err != nil {
+			return nil, err
+		}
+		out.headers = append(out.headers, hm)
+	}
+	for _, q := range m.GetQueryParameters() {
+		qm := queryMatcher{name: q.GetName()}
+		switch s := q.GetQueryParameterMatchSpecifier().(type) {
+		case *routev3.QueryParameterMatcher_StringMatch:
+			sm, err := compileStringMatch(s.StringMatch)
+			if err != nil {
+				return nil, fmt.Errorf("query parameter %q: %w", q.GetName(), err)
+			}
+			qm.match = sm
+		case *routev3.QueryParameterMatcher_PresentMatch:
+			qm.present = s.PresentMatch
+			if !qm.present {
+				return nil, fmt.Errorf("query parameter %q: present_match false is not supported", q.GetName())
+			}
+		default:
+			return nil, fmt.Errorf("query parameter %q: needs string_match or present_match", q.GetName())
+		}
+		out.queryAppend(qm)
+	}
+	var err error
+	if out.reqAdd, err = compileHeaderOps(r.GetRequestHeadersToAdd()); err != nil {
+		return nil, err
+	}
+	if out.respAdd, err = compileHeaderOps(r.GetResponseHeadersToAdd()); err != nil {
+		return nil, err
+	}
+	out.reqDel = canonicalAll(r.GetRequestHeadersToRemove())
+	out.respDel = canonicalAll(r.GetResponseHeadersToRemove())
+
+	switch a := r.GetAction().(type) {
+	case *routev3.Route_Route:
+		if err := out.compileAction(a.Route); err != nil {
+			return nil, err
+		}
+	case *routev3.Route_DirectResponse:
+		out.direct = &directResponse{status: int(a.DirectResponse.GetStatus())}
+		if b := a.DirectResponse.GetBody(); b != nil {
+			switch {
+			case b.GetInlineString() != "":
+				out.direct.body = b.GetInlineString()
+			case len(b.GetInlineBytes()) > 0:
+				out.direct.body = string(b.GetInlineBytes())
+			}
+		}
+		if out.direct.status < 200 || out.direct.status > 599 {
+			return nil, fmt.Errorf("direct_response status %d is not 200-599", out.direct.status)
+		}
+	case *routev3.Route_Redirect:
+		rd := a.Redirect
+		out.redirect = &redirect{host: rd.GetHostRedirect(), port: rd.GetPortRedirect(), stripQuery: rd.GetStripQuery(), status: 301}
+		if rd.GetSchemeRedirect() != "" {
+			out.redirect.scheme = rd.GetSchemeRedirect()
+		} else if rd.GetHttpsRedirect() {
+			out.redirect.scheme = "https"
+		}
+		out.redirect.path = rd.GetPathRedirect()
+		out.redirect.prefix = rd.GetPrefixRewrite()
+		if rd.GetRegexRewrite() != nil {
+			return nil, fmt.Errorf("redirect regex_rewrite is not supported")
+		}
+		switch rd.GetResponseCode() {
+		case routev3.RedirectAction_MOVED_PERMANENTLY:
+			out.redirect.status = 301
+		case routev3.RedirectAction_FOUND:
+			out.redirect.status = 302
+		case routev3.RedirectAction_SEE_OTHER:
+			out.redirect.status = 303
+		case routev3.RedirectAction_TEMPORARY_REDIRECT:
+			out.redirect.status = 307
+		case routev3.RedirectAction_PERMANENT_REDIRECT:
+			out.redirect.status = 308
+		}
+	default:
+		return nil, fmt.Errorf("route action %T is not supported", a)
+	}
+	return out, nil
+}
+
+func (r *route) queryAppend(q queryMatcher) { r.query = append(r.query, q) }
+
+func (r *route) compileAction(a *routev3.RouteAction) error {
+	switch cs := a.GetClusterSpecifier().(type) {
+	case *routev3.RouteAction_Cluster:
+		r.clusters = []weightedCluster{{name: cs.Cluster, weight: 1}}
+		r.totalWeight = 1
+	case *routev3.RouteAction_WeightedClusters:
+		for _, c := range cs.WeightedClusters.GetClusters() {
+			w := c.GetWeight().GetValue()
+			if w == 0 {
+				continue
+			}
+			wc := weightedCluster{name: c.GetName(), weight: w}
+			var err error
+			if wc.reqAdd, err = compileHeaderOps(c.GetRequestHeadersToAdd()); err != nil {
+				return err
+			}
+			wc.reqDel = canonicalAll(c.GetRequestHeadersToRemove())
+			if wc.respAdd, err = compileHeaderOps(c.GetResponseHeadersToAdd()); err != nil {
+				return err
+			}
+			wc.respDel = canonicalAll(c.GetResponseHeadersToRemove())
+			r.clusters = append(r.clusters, wc)
+			r.totalWeight += w
+		}
+		if r.totalWeight == 0 {
+			return fmt.Errorf("weighted_clusters: every weight is 0")
+		}
+	default:
+		return fmt.Errorf("cluster specifier %T is not supported", cs)
+	}
+	switch a.GetClusterNotFoundResponseCode() {
+	case routev3.RouteAction_NOT_FOUND:
+		r.notFoundCode = 404
+	case routev3.RouteAction_INTERNAL_SERVER_ERROR:
+		r.notFoundCode = 500
+	default:
+		r.notFoundCode = 503
+	}
+	if t := a.GetTimeout(); t != nil {
+		r.timeout = t.AsDuration()
+	} else {
+		// Envoy's default route timeout.
+		r.timeout = 15 * time.Second
+	}
+	if r.timeout < 0 {
+		return fmt.Errorf("timeout %s is negative", r.timeout)
+	}
+	if a.GetRetryPolicy() != nil {
+		rp, err := compileRetry(a.GetRetryPolicy())
+		if err != nil {
+			return err
+		}
+		r.retry = rp
+	}
+	for _, h := range a.GetHashPolicy() {
+		hp := hashPolicy{terminal: h.GetTerminal()}
+		switch p := h.GetPolicySpecifier().(type) {
+		case *routev3.RouteAction_HashPolicy_Header_:
+			hp.header = p.Header.GetHeaderName()
+		case *routev3.RouteAction_HashPolicy_Cookie_:
+			hp.cookie = p.Cookie.GetName()
+			if p.Cookie.GetTtl() != nil {
+				ttl := p.Cookie.GetTtl().AsDuration()
+				hp.cookieTT = &ttl
+			}
+			hp.cookiePath = p.Cookie.GetPath()
+		case *routev3.RouteAction_HashPolicy_ConnectionProperties_:
+			hp.sourceIP = p.ConnectionProperties.GetSourceIp()
+		default:
+			return fmt.Errorf("hash policy %T is not supported", p)
+		}
+		r.hash = append(r.hash, hp)
+	}
+	for _, mp := range a.GetRequestMirrorPolicies() {
+		m := mirrorPolicy{cluster: mp.GetCluster(), fraction: 1_000_000}
+		if f := mp.GetRuntimeFraction().GetDefaultValue(); f != nil {
+			m.fraction = fractionPerMillion(f.GetNumerator(), f.GetDenominator())
+		}
+		if m.cluster == "" {
+			return fmt.Errorf("request mirror policy needs a cluster")
+		}
+		r.mirrors = append(r.mirrors, m)
+	}
+	r.prefixRewrite = a.GetPrefixRewrite()
+	if rr := a.GetRegexRewrite(); rr != nil {
+		re, err := compileRegex(rr.GetPattern().GetRegex(), false)
+		if err != nil {
+			return fmt.Errorf("regex_rewrite: %w", err)
+		}
+		r.rewriteRe, r.rewriteRepl = re, envoySubstitution(rr.GetSubstitution())
+	}
+	if r.prefixRewrite != "" && r.rewriteRe != nil {
+		return fmt.Errorf("prefix_rewrite and regex_rewrite are mutually exclusive")
+	}
+	r.hostRewrite = a.GetHostRewriteLiteral()
+	return nil
+}
+
+func fractionPerMillion(num uint32, den interface{ String() string }) uint32 {
+	n := uint64(num)
+	switch den.String() {
+	case "HUNDRED":
+		n *= 10_000
+	case "TEN_THOUSAND":
+		n *= 100
+	}
+	return uint32(min(n, 1_000_000))
+}
+
+func compileRetry(p *routev3.RetryPolicy) (*retryPolicy, error) {
+	rp := &retryPolicy{numRetries: defaultNumRetries, baseInterval: defaultRetryBase}
+	for _, name := range strings.Split(p.GetRetryOn(), ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		bit, ok := retryOnNames[name]
+		if !ok {
+			return nil, fmt.Errorf("retry_on %q is not supported", name)
+		}
+		rp.on |= bit
+	}
+	if n := p.GetNumRetries(); n != nil {
+		rp.numRetries = int(n.GetValue())
+	}
+	if rp.numRetries > 100 {
+		return nil, fmt.Errorf("num_retries %d is more than 100", rp.numRetries)
+	}
+	for _, c := range p.GetRetriableStatusCodes() {
+		if c < 100 || c > 599 {
+			return nil, fmt.Errorf("retriable status code %d is not 100-599", c)
+		}
+		rp.codes = append(rp.codes, int(c))
+	}
+	if t := p.GetPerTryTimeout(); t != nil {
+		rp.perTryTimeout = t.AsDuration()
+	}
+	if b := p.GetRetryBackOff(); b != nil {
+		rp.baseInterval = b.GetBaseInterval().AsDuration()
+		if b.GetMaxInterval() != nil {
+			rp.maxInterval = b.GetMaxInterval().AsDuration()
+		}
+	}
+	if rp.baseInterval <= 0 {
+		return nil, fmt.Errorf("retry back-off base interval must be positive")
+	}
+	if rp.maxInterval == 0 {
+		rp.maxInterval = 10 * rp.baseInterval
+	}
+	if rp.maxInterval < rp.baseInterval {
+		return nil, fmt.Errorf("retry back-off max interval %s is less than the base %s", rp.maxInterval, rp.baseInterval)
+	}
+	return rp, nil
+}
+
+func compileHeaderOps(in []*corev3.HeaderValueOption) ([]headerOp, error) {
+	var out []headerOp
+	for _, h := range in {
+		name := h.GetHeader().GetKey()
+		if name == "" || strings.HasPrefix(name, ":") {
+			return nil, fmt.Errorf("header %q cannot be added", name)
+		}
+		op := headerOp{name: canonical(name), value: h.GetHeader().GetValue()}
+		switch h.GetAppendAction() {
+		case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
+			op.append = true
+		case corev3.HeaderValueOption_ADD_IF_ABSENT:
+			op.ifAbsent = true
+		case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+		default:
+			return nil, fmt.Errorf("header %q: append action %s is not supported", name, h.GetAppendAction())
+		}
+		if h.GetAppend() != nil {
+			op.append = h.GetAppend().GetValue()
+		}
+		if strings.ContainsAny(op.value, "\r\n\x00") {
+			return nil, fmt.Errorf("header %q: value contains CR, LF or NUL", name)
+		}
+		out = append(out, op)
+	}
+	return out, nil
+}
+
+func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
+	hm := headerMatcher{name: h.GetName(), invert: h.GetInvertMatch()}
+	if !strings.HasPrefix(hm.name, ":") {
+		hm.name = canonical(hm.name)
+	}
+	switch s := h.GetHeaderMatchSpecifier().(type) {
+	case *routev3.HeaderMatcher_StringMatch:
+		sm, err := compileStringMatch(s.StringMatch)
+		if err != nil {
+			return hm, fmt.Errorf("header %q: %w", h.GetName(), err)
+		}
+		hm.match = sm
+	case *routev3.HeaderMatcher_ExactMatch:
+		hm.match = stringMatch{kind: 0, exact: s.ExactMatch}
+	case *routev3.HeaderMatcher_PrefixMatch:
+		hm.match = stringMatch{kind: 1, prefix: s.PrefixMatch}
+	case *routev3.HeaderMatcher_SuffixMatch:
+		hm.match = stringMatch{kind: 2, suffix: s.SuffixMatch}
+	case *routev3.HeaderMatcher_ContainsMatch:
+		hm.match = stringMatch{kind: 3, contains: s.ContainsMatch}
+	case *routev3.HeaderMatcher_SafeRegexMatch:
+		re, err := compileRegex(s.SafeRegexMatch.GetRegex(), true)
+		if err != nil {
+			return hm, fmt.Errorf("header %q: %w", h.GetName(), err)
+		}
+		hm.match = stringMatch{kind: 4, re: re}
+	case *routev3.HeaderMatcher_PresentMatch:
+		hm.present, hm.presentValue = true, s.PresentMatch
+	case nil:
+		hm.present, hm.presentValue = true, true
+	default:
+		return hm, fmt.Errorf("header %q: match %T is not supported", h.GetName(), s)
+	}
+	return hm, nil
+}
+
+func compileStringMatch(m *matcherv3.StringMatcher) (stringMatch, error) {
+	sm := stringMatch{ignoreCase: m.GetIgnoreCase()}
+	switch p := m.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+		sm.kind, sm.exact = 0, p.Exact
+	case *matcherv3.StringMatcher_Prefix:
+		sm.kind, sm.prefix = 1, p.Prefix
+	case *matcherv3.StringMatcher_Suffix:
+		sm.kind, sm.suffix = 2, p.Suffix
+	case *matcherv3.StringMatcher_Contains:
+		sm.kind, sm.contains = 3, p.Contains
+	case *matcherv3.StringMatcher_SafeRegex:
+		re, err := compileRegex(p.SafeRegex.GetRegex(), true)
+		if err != nil {
+			return sm, err
+		}
+		sm.kind, sm.re = 4, re
+	default:
+		return sm, fmt.Errorf("string match %T is not supported", p)
+	}
+	if sm.ignoreCase {
+		sm.exact, sm.prefix, sm.suffix, sm.contains = strings.ToLower(sm.exact), strings.ToLower(sm.prefix), strings.ToLower(sm.suffix), strings.ToLower(sm.contains)
+	}
+	return sm, nil
+}
+
+// compileRegex compiles an RE2 expression (Envoy's google_re2 dialect,
+// which Go's regexp implements) for a full match.
+func compileRegex(expr string, full bool) (*regexp.Regexp, error) {
+	if len(expr) > 1024 {
+		return nil, fmt.Errorf("regex is longer than 1024 bytes")
+	}
+	if full {
+		expr = "^(?:" + expr + ")$"
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("regex: %w", err)
+	}
+	return re, nil
+}
+
+func (s *stringMatch) matches(v string) bool {
+	if s.ignoreCase && s.kind != 4 {
+		v = strings.ToLower(v)
+	}
+	switch s.kind {
+	case 0:
+		return v == s.exact
+	case 1:
+		return strings.HasPrefix(v, s.prefix)
+	case 2:
+		return strings.HasSuffix(v, s.suffix)
+	case 3:
+		return strings.Contains(v, s.contains)
+	case 4:
+		return s.re.MatchString(v)
+	}
+	return false
+}
+
+func canonicalAll(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, canonical(n))
+	}
+	return out
+}
+
+// compileCluster turns a Cluster into the engine's form; its endpoints
+// come later (EDS) or from load_assignment.
+func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssignment, error) {
+	out := &cluster{name: c.GetName(), connectTimeout: defaultConnectTimeout}
+	if t := c.GetConnectTimeout(); t != nil {
+		out.connectTimeout = t.AsDuration()
+	}
+	var inline *endpointv3.ClusterLoadAssignment
+	switch c.GetType() {
+	case clusterv3.Cluster_EDS:
+		out.kind = clusterEDS
+		out.edsName = c.GetEdsClusterConfig().GetServiceName()
+		if out.edsName == "" {
+			out.edsName = c.GetName()
+		}
+		if src := c.GetEdsClusterConfig().GetEdsConfig(); src != nil && src.GetAds() == nil {
+			return nil, nil, fmt.Errorf("cluster %q: only ADS config sources are supported for EDS", c.GetName())
+		}
+	case clusterv3.Cluster_STATIC:
+		out.kind = clusterStatic
+		inline = c.GetLoadAssignment()
+		if inline == nil {
+			inline = &endpointv3.ClusterLoadAssignment{ClusterName: c.GetName()}
+		}
+	case clusterv3.Cluster_ORIGINAL_DST:
+		out.kind = clusterOriginalDst
+	default:
+		return nil, nil, fmt.Errorf("cluster %q: discovery type %s is not supported", c.GetName(), c.GetType())
+	}
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		out.lbConfig.Algorithm = lb.RoundRobin
+	case clusterv3.Cluster_LEAST_REQUEST:
+		out.lbConfig.Algorithm = lb.LeastRequest
+		if cc := c.GetLeastRequestLbConfig().GetChoiceCount(); cc != nil {
+			out.lbConfig.ChoiceCount = int(cc.GetValue())
+		}
+	case clusterv3.Cluster_RANDOM:
+		out.lbConfig.Algorithm = lb.Random
+	case clusterv3.Cluster_RING_HASH:
+		out.lbConfig.Algorithm = lb.RingHash
+		if rh := c.GetRingHashLbConfig(); rh != nil {
+			out.lbConfig.MinRingSize = rh.GetMinimumRingSize().GetValue()
+			out.lbConfig.MaxRingSize = rh.GetMaximumRingSize().GetValue()
+		}
+	case clusterv3.Cluster_MAGLEV:
+		out.lbConfig.Algorithm = lb.Maglev
+		if mg := c.GetMaglevLbConfig(); mg != nil && mg.GetTableSize() != nil {
+			out.lbConfig.MaglevTableSize = mg.GetTableSize().GetValue()
+		}
+	case clusterv3.Cluster_CLUSTER_PROVIDED:
+		if out.kind != clusterOriginalDst {
+			return nil, nil, fmt.Errorf("cluster %q: CLUSTER_PROVIDED is only for ORIGINAL_DST clusters", c.GetName())
+		}
+	default:
+		return nil, nil, fmt.Errorf("cluster %q: lb_policy %s is not supported", c.GetName(), c.GetLbPolicy())
+	}
+	if c.GetLoadBalancingPolicy() != nil {
+		return nil, nil, fmt.Errorf("cluster %q: load_balancing_policy is not supported; use lb_policy", c.GetName())
+	}
+	if c.GetTransportSocket() != nil {
+		return nil, nil, fmt.Errorf("cluster %q: transport sockets are not supported yet", c.GetName())
+	}
+	if opts, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
+		msg, err := anypb.UnmarshalNew(opts, unmarshalOpts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster %q: protocol options: %w", c.GetName(), err)
+		}
+		po, ok := msg.(*upstreamhttpv3.HttpProtocolOptions)
+		if !ok {
+			return nil, nil, fmt.Errorf("cluster %q: protocol options are %T", c.GetName(), msg)
+		}
+		if ex := po.GetExplicitHttpConfig(); ex != nil && ex.GetHttp2ProtocolOptions() != nil {
+			out.http2 = true
+		}
+		if po.GetUseDownstreamProtocolConfig() != nil || po.GetAutoConfig() != nil {
+			return nil, nil, fmt.Errorf("cluster %q: only explicit_http_config is supported", c.GetName())
+		}
+	}
+	if c.GetHttp2ProtocolOptions() != nil {
+		out.http2 = true
+	}
+	for _, t := range c.GetCircuitBreakers().GetThresholds() {
+		if t.GetPriority() == corev3.RoutingPriority_DEFAULT && t.GetMaxRequests() != nil {
+			out.maxRequests = int64(t.GetMaxRequests().GetValue())
+		}
+	}
+	if _, err := lb.New(out.lbConfig, nil, nil); err != nil {
+		return nil, nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	return out, inline, nil
+}
+
+// compileEndpoints turns a ClusterLoadAssignment into balancer endpoints.
+func compileEndpoints(cla *endpointv3.ClusterLoadAssignment) ([]lb.Endpoint, error) {
+	var out []lb.Endpoint
+	for _, le := range cla.GetEndpoints() {
+		lw := le.GetLoadBalancingWeight().GetValue()
+		for _, e := range le.GetLbEndpoints() {
+			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil {
+				return nil, fmt.Errorf("%s: endpoint without a socket address", cla.GetClusterName())
+			}
+			ip, err := netip.ParseAddr(sa.GetAddress())
+			if err != nil {
+				return nil, fmt.Errorf("%s: endpoint address: %w", cla.GetClusterName(), err)
+			}
+			if sa.GetPortValue() == 0 || sa.GetPortValue() > 65535 {
+				return nil, fmt.Errorf("%s: endpoint %s: port %d is not 1-65535", cla.GetClusterName(), ip, sa.GetPortValue())
+			}
+			w := e.GetLoadBalancingWeight().GetValue()
+			if w == 0 {
+				w = 1
+			}
+			if lw > 0 {
+				w *= lw
+			}
+			ep := lb.Endpoint{
+				Address:  netip.AddrPortFrom(ip, uint16(sa.GetPortValue())).String(),
+				Weight:   w,
+				Priority: le.GetPriority(),
+				Region:   le.GetLocality().GetRegion(),
+				Zone:     le.GetLocality().GetZone(),
+				Healthy:  isHealthy(e.GetHealthStatus()),
+			}
+			if md := e.GetMetadata().GetFilterMetadata()[xdsconv.MetadataNamespace]; md != nil {
+				ep.Cluster = md.GetFields()[xdsconv.MetadataCluster].GetStringValue()
+			}
+			out = append(out, ep)
+		}
+	}
+	return out, nil
+}
+
+func isHealthy(s corev3.HealthStatus) bool {
+	switch s {
+	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY, corev3.HealthStatus_DEGRADED:
+		return true
+	}
+	return false
+}
+
+// envoySubstitution converts an Envoy regex substitution (\N for a
+// capture group, \\ for a backslash) to Go's Regexp.Expand form.
+func envoySubstitution(sub string) string {
+	var b strings.Builder
+	for i := 0; i < len(sub); i++ {
+		c := sub[i]
+		switch {
+		case c == '$':
+			b.WriteString("$$")
+		case c == '\\' && i+1 < len(sub) && sub[i+1] >= '0' && sub[i+1] <= '9':
+			b.WriteString("${")
+			b.WriteByte(sub[i+1])
+			b.WriteString("}")
+			i++
+		case c == '\\' && i+1 < len(sub):
+			b.WriteByte(sub[i+1])
+			i++
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

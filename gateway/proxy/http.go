@@ -1,0 +1,444 @@
+package proxy
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causeway-mesh/causeway/gateway/lb"
+)
+
+// request is the per-request state the round tripper needs.
+type request struct {
+	model     *model
+	route     *route
+	vhost     *virtualHost
+	rc        *routeConfig
+	cluster   *cluster
+	retry     *retryPolicy
+	hash      uint64
+	hasHash   bool
+	setCookie *http.Cookie
+	upgrade   bool
+	start     time.Time
+	info      *connInfo
+}
+
+type requestKey struct{}
+
+// ServeHTTP routes one request. It never panics on client input: every
+// failure becomes a local reply (an HTTP status, or a gRPC status for gRPC
+// requests) and a metric.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	m := p.store.model()
+	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if info == nil {
+		p.localReply(w, r, http.StatusInternalServerError, "no connection state", "-")
+		return
+	}
+	l := info.listener
+	if cur := m.listeners[l.name]; cur != nil && cur.chain.http != nil {
+		l = cur
+	}
+	hm := l.chain.http
+	if hm == nil {
+		p.localReply(w, r, http.StatusNotFound, "listener has no HTTP configuration", "-")
+		return
+	}
+	rc := hm.inline
+	if rc == nil {
+		rc = m.routes[hm.routeName]
+	}
+	if rc == nil {
+		p.localReply(w, r, http.StatusNotFound, "route configuration "+hm.routeName+" not found", "-")
+		return
+	}
+	vh := rc.find(r.Host)
+	if vh == nil {
+		p.localReply(w, r, http.StatusNotFound, "no virtual host for "+r.Host, "-")
+		return
+	}
+	rt := vh.match(r)
+	if rt == nil {
+		p.localReply(w, r, http.StatusNotFound, "no route matched", "-")
+		return
+	}
+	switch {
+	case rt.direct != nil:
+		p.writeHeaderOps(w.Header(), rt, vh, rc, nil)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(rt.direct.status)
+		_, _ = w.Write([]byte(rt.direct.body))
+		p.metrics.observe("-", rt.direct.status, start)
+		return
+	case rt.redirect != nil:
+		p.serveRedirect(w, r, rt.redirect)
+		p.metrics.observe("-", rt.redirect.status, start)
+		return
+	}
+	wc := pickWeighted(rt.clusters, rt.totalWeight)
+	c := m.clusters[wc.name]
+	if c == nil {
+		p.localReply(w, r, rt.notFoundCode, "cluster "+wc.name+" not found", wc.name)
+		return
+	}
+	if c.maxRequests > 0 && p.active.Load() >= c.maxRequests {
+		p.metrics.overflow.WithLabelValues(c.name).Inc()
+		w.Header().Set("X-Envoy-Overloaded", "true")
+		p.localReply(w, r, http.StatusServiceUnavailable, "upstream overflow", c.name)
+		return
+	}
+	p.active.Add(1)
+	defer p.active.Add(-1)
+
+	req := &request{model: m, route: rt, vhost: vh, rc: rc, cluster: c, start: start, info: info}
+	req.retry = rt.retry
+	if req.retry == nil {
+		req.retry = vh.retry
+	}
+	req.upgrade = isUpgrade(r)
+	if req.upgrade && (!hm.websocket || r.ProtoMajor != 1 || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket")) {
+		// Only WebSocket upgrades are proxied, and only where the listener
+		// allows them; others (h2c, TLS) are dropped so the request is an
+		// ordinary one.
+		r.Header.Del("Upgrade")
+		req.upgrade = false
+	}
+	p.computeHash(r, rt, req)
+
+	ctx := context.WithValue(r.Context(), requestKey{}, req)
+	if rt.timeout > 0 && !req.upgrade {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.timeout)
+		defer cancel()
+	}
+	r = r.WithContext(ctx)
+	if r.Header.Get("X-Request-Id") == "" {
+		r.Header.Set("X-Request-Id", newRequestID())
+	}
+	for _, mp := range rt.mirrors {
+		p.mirror(r, mp, m)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			out := pr.Out
+			out.URL.Scheme = "http"
+			out.URL.Host = c.name // replaced per try by the round tripper
+			out.Host = r.Host
+			if rt.hostRewrite != "" {
+				out.Host = rt.hostRewrite
+			}
+			rewritePath(out, r, rt)
+			applyOps(out.Header, wc.reqAdd, wc.reqDel)
+			applyOps(out.Header, rt.reqAdd, rt.reqDel)
+			applyOps(out.Header, vh.reqAdd, vh.reqDel)
+			applyOps(out.Header, rc.reqAdd, rc.reqDel)
+			out.Header.Set("X-Forwarded-Proto", "http")
+		},
+		Transport:     p,
+		FlushInterval: -1,
+		ErrorLog:      p.server.ErrorLog,
+		ModifyResponse: func(resp *http.Response) error {
+			applyOps(resp.Header, wc.respAdd, wc.respDel)
+			p.writeHeaderOps(resp.Header, rt, vh, rc, req.setCookie)
+			p.metrics.observe(c.name, resp.StatusCode, start)
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			status, msg := classifyError(r.Context(), err)
+			p.localReply(w, r, status, msg, c.name)
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+func (p *Proxy) writeHeaderOps(h http.Header, rt *route, vh *virtualHost, rc *routeConfig, cookie *http.Cookie) {
+	applyOps(h, rt.respAdd, rt.respDel)
+	applyOps(h, vh.respAdd, vh.respDel)
+	applyOps(h, rc.respAdd, rc.respDel)
+	if cookie != nil {
+		h.Add("Set-Cookie", cookie.String())
+	}
+}
+
+func applyOps(h http.Header, add []headerOp, del []string) {
+	for _, name := range del {
+		h.Del(name)
+	}
+	for _, op := range add {
+		switch {
+		case op.ifAbsent:
+			if _, ok := h[op.name]; !ok {
+				h[op.name] = []string{op.value}
+			}
+		case op.append:
+			h[op.name] = append(h[op.name], op.value)
+		default:
+			h[op.name] = []string{op.value}
+		}
+	}
+}
+
+func rewritePath(out, in *http.Request, rt *route) {
+	switch {
+	case rt.rewriteRe != nil:
+		out.URL.Path, out.URL.RawPath = rt.rewriteRe.ReplaceAllString(in.URL.Path, rt.rewriteRepl), ""
+	case rt.prefixRewrite != "" && (rt.pathKind == pathSeparatedPrefix || rt.pathKind == pathPrefix):
+		path := in.URL.Path
+		rest := path[min(len(rt.path), len(path)):]
+		np := rt.prefixRewrite + rest
+		if strings.HasSuffix(rt.prefixRewrite, "/") && strings.HasPrefix(rest, "/") {
+			np = rt.prefixRewrite + rest[1:]
+		}
+		if np == "" {
+			np = "/"
+		}
+		out.URL.Path, out.URL.RawPath = np, ""
+	}
+}
+
+func (p *Proxy) serveRedirect(w http.ResponseWriter, r *http.Request, rd *redirect) {
+	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	if rd.scheme != "" {
+		u.Scheme = rd.scheme
+	}
+	if rd.host != "" {
+		u.Host = rd.host
+	}
+	if rd.port != 0 {
+		host := u.Host
+		if h, _, ok := strings.Cut(host, ":"); ok {
+			host = h
+		}
+		u.Host = host + ":" + strconv.Itoa(int(rd.port))
+	}
+	if rd.path != "" {
+		u.Path = rd.path
+	}
+	if rd.stripQuery {
+		u.RawQuery = ""
+	}
+	http.Redirect(w, r, u.String(), rd.status)
+}
+
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func pickWeighted(cs []weightedCluster, total uint32) weightedCluster {
+	if len(cs) == 1 {
+		return cs[0]
+	}
+	n := rand.Uint32N(total)
+	for _, c := range cs {
+		if n < c.weight {
+			return c
+		}
+		n -= c.weight
+	}
+	return cs[len(cs)-1]
+}
+
+func (p *Proxy) computeHash(r *http.Request, rt *route, req *request) {
+	for _, hp := range rt.hash {
+		var key string
+		switch {
+		case hp.header != "":
+			key = strings.Join(r.Header.Values(hp.header), ",")
+		case hp.cookie != "":
+			if ck, err := r.Cookie(hp.cookie); err == nil {
+				key = ck.Value
+			} else if hp.cookieTT != nil {
+				key = newRequestID()
+				req.setCookie = &http.Cookie{Name: hp.cookie, Value: key, Path: hp.cookiePath, HttpOnly: true}
+				if *hp.cookieTT > 0 {
+					req.setCookie.MaxAge = int(hp.cookieTT.Seconds())
+				}
+			}
+		case hp.sourceIP:
+			if req.info != nil && req.info.source.IsValid() {
+				key = req.info.source.Addr().String()
+			}
+		}
+		if key == "" {
+			continue
+		}
+		h := lb.HashString(key)
+		if req.hasHash {
+			req.hash = (req.hash<<1 | req.hash>>63) ^ h
+		} else {
+			req.hash, req.hasHash = h, true
+		}
+		if hp.terminal {
+			break
+		}
+	}
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// find returns the virtual host for an authority, as Envoy matches
+// domains: exact, then the longest suffix wildcard, then the longest
+// prefix wildcard, then "*". An authority with a port that matches no
+// domain is tried again without it.
+func (rc *routeConfig) find(host string) *virtualHost {
+	host = strings.ToLower(host)
+	if v := rc.findOne(host); v != nil {
+		return v
+	}
+	if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.HasSuffix(host, "]") {
+		if v := rc.findOne(host[:i]); v != nil {
+			return v
+		}
+	}
+	return rc.star
+}
+
+func (rc *routeConfig) findOne(host string) *virtualHost {
+	if v := rc.exact[host]; v != nil {
+		return v
+	}
+	for _, d := range rc.suffix {
+		if len(host) > len(d.part) && strings.HasSuffix(host, d.part) {
+			return d.vhost
+		}
+	}
+	for _, d := range rc.prefix {
+		if len(host) > len(d.part) && strings.HasPrefix(host, d.part) {
+			return d.vhost
+		}
+	}
+	return nil
+}
+
+// match returns the first route that matches r.
+func (v *virtualHost) match(r *http.Request) *route {
+	path := r.RequestURI
+	if !strings.HasPrefix(path, "/") {
+		path = r.URL.EscapedPath()
+	}
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	var query url.Values
+	for _, rt := range v.routes {
+		if !rt.matchPath(path) {
+			continue
+		}
+		if !rt.matchHeaders(r) {
+			continue
+		}
+		if len(rt.query) > 0 {
+			if query == nil {
+				query = r.URL.Query()
+			}
+			if !rt.matchQuery(query) {
+				continue
+			}
+		}
+		return rt
+	}
+	return nil
+}
+
+func (rt *route) matchPath(path string) bool {
+	if rt.pathKind == pathRegex {
+		return rt.pathRe.MatchString(path)
+	}
+	if !rt.caseSensitive {
+		path = strings.ToLower(path)
+	}
+	switch rt.pathKind {
+	case pathExact:
+		return path == rt.path
+	case pathSeparatedPrefix:
+		return path == rt.path || strings.HasPrefix(path, rt.path) && (strings.HasSuffix(rt.path, "/") || path[len(rt.path)] == '/')
+	default:
+		return strings.HasPrefix(path, rt.path)
+	}
+}
+
+func (rt *route) matchHeaders(r *http.Request) bool {
+	for i := range rt.headers {
+		hm := &rt.headers[i]
+		var v string
+		var ok bool
+		switch hm.name {
+		case ":method":
+			v, ok = r.Method, true
+		case ":authority":
+			v, ok = r.Host, true
+		case ":path":
+			v, ok = r.RequestURI, true
+		case ":scheme":
+			v, ok = "http", true
+		default:
+			vals := r.Header[hm.name]
+			ok = len(vals) > 0
+			v = strings.Join(vals, ",")
+		}
+		var matched bool
+		if hm.present {
+			matched = ok == hm.presentValue
+		} else {
+			matched = ok && hm.match.matches(v)
+		}
+		if matched == hm.invert {
+			return false
+		}
+	}
+	return true
+}
+
+func (rt *route) matchQuery(q url.Values) bool {
+	for i := range rt.query {
+		qm := &rt.query[i]
+		vals, ok := q[qm.name]
+		if qm.present {
+			if !ok {
+				return false
+			}
+			continue
+		}
+		if !ok || !qm.match.matches(vals[0]) {
+			return false
+		}
+	}
+	return true
+}
+
+func canonical(name string) string { return http.CanonicalHeaderKey(name) }

@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Binding makes the proxy listen on Addr and serve the xDS listener named
+// Listener there, whatever that listener's own address and bind_to_port
+// say: the explicit mode, for where capture is not possible. For example
+// 127.0.0.1:15080 → "explicit_http" routes plain HTTP by Host to every
+// service; 127.0.0.1:9000 → "10.101.0.12_9000" forwards TCP to one.
+type Binding struct {
+	Addr     string
+	Listener string
+}
+
+// Config configures a Proxy.
+type Config struct {
+	// Store is where the configuration comes from.
+	Store *Store
+	// Bindings are explicit listeners (see Binding).
+	Bindings []Binding
+	// OutboundAddr, when set, is where the proxy binds the listener that
+	// has use_original_dst (the capture port), instead of that listener's
+	// own address.
+	OutboundAddr string
+	// BindListeners binds listeners that have bind_to_port (the default in
+	// xDS). Sidecars bind them; a proxy with only explicit bindings does
+	// not need to.
+	BindListeners bool
+	// OriginalDst reads a redirected connection's original destination
+	// (gateway/capture.OriginalDst in production).
+	OriginalDst func(*net.TCPConn) (netip.AddrPort, error)
+	// DrainTimeout bounds the graceful drain on shutdown.
+	DrainTimeout time.Duration
+	// Registerer receives the proxy's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Proxy is the engine. Create it with New, then Run it.
+type Proxy struct {
+	cfg     Config
+	store   *Store
+	log     *slog.Logger
+	metrics *metrics
+
+	h1, h2 *http.Transport
+	server *http.Server
+	httpLn *chanListener
+
+	mu       sync.Mutex
+	bound    map[string]*boundListener // by bind address
+	draining atomic.Bool
+	ready    atomic.Bool
+	conns    sync.WaitGroup // TCP-proxied connections
+
+	// retry budget: Envoy's default, retries ≤ max(3, 20% of active).
+	active  atomic.Int64
+	retries atomic.Int64
+	mirrors chan struct{}
+}
+
+// New returns a proxy for cfg.
+func New(cfg Config) *Proxy {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 5 * time.Second
+	}
+	p := &Proxy{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		bound:   map[string]*boundListener{},
+		mirrors: make(chan struct{}, 64),
+	}
+	p.metrics = newMetrics(cfg.Registerer)
+	p.h1, p.h2 = newTransports()
+	p.httpLn = newChanListener()
+	p.server = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*trackedConn); ok {
+				return context.WithValue(ctx, connInfoKey{}, &tc.info)
+			}
+			return ctx
+		},
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1000,
+			// Bounded per-connection cost: Go's server also caps
+			// CONTINUATION frames by MaxHeaderBytes and counts resets
+			// against new streams (rapid reset, CVE-2023-44487).
+			MaxReceiveBufferPerStream: 1 << 20,
+		},
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	p.server.Protocols = protocols
+	cfg.Store.onUpdate = p.reconcileListeners
+	return p
+}
+
+// Ready reports whether the proxy has its first complete configuration
+// and is listening.
+func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() }
+
+// Run serves until ctx is done, then drains: listeners close at once,
+// in-flight requests and connections get DrainTimeout to finish.
+func (p *Proxy) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- p.server.Serve(p.httpLn) }()
+
+	p.mu.Lock()
+	for i, b := range p.cfg.Bindings {
+		if err := p.bindLocked(bindingKey(i), b.Addr, b.Listener); err != nil {
+			p.mu.Unlock()
+			p.closeAll()
+			return err
+		}
+	}
+	p.mu.Unlock()
+	p.reconcileListeners()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		p.closeAll()
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return p.drain()
+}
+
+func (p *Proxy) drain() error {
+	p.draining.Store(true)
+	p.closeAll()
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+	defer cancel()
+	err := p.server.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { p.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	p.h1.CloseIdleConnections()
+	p.h2.CloseIdleConnections()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("drain: requests still running after %s", p.cfg.DrainTimeout)
+	}
+	return nil
+}
+
+// bindingKey keys explicit bindings apart from xDS listeners, which are
+// keyed by address.
+func bindingKey(i int) string { return "binding#" + strconv.Itoa(i) }
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, b := range p.bound {
+		b.close()
+		delete(p.bound, addr)
+	}
+}
+
+// reconcileListeners binds the listeners of the current model that bind
+// and closes the ones that went away. Explicit bindings stay.
+func (p *Proxy) reconcileListeners() {
+	if p.draining.Load() {
+		return
+	}
+	m := p.store.model()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type target struct{ addr, name string }
+	want := map[string]target{} // key → where and what
+	for i, b := range p.cfg.Bindings {
+		want[bindingKey(i)] = target{b.Addr, b.Listener}
+	}
+	if p.cfg.BindListeners {
+		for _, l := range m.listeners {
+			switch {
+			case l.useOriginalDst && p.cfg.OutboundAddr != "":
+				want[p.cfg.OutboundAddr] = target{p.cfg.OutboundAddr, l.name}
+			case l.bind:
+				want[l.addr.String()] = target{l.addr.String(), l.name}
+			}
+		}
+	}
+	for key, b := range p.bound {
+		t, ok := want[key]
+		if !ok {
+			b.close()
+			delete(p.bound, key)
+			continue
+		}
+		// Same address, maybe another listener: keep the socket.
+		b.name.Store(t.name)
+	}
+	for key, t := range want {
+		if _, ok := p.bound[key]; ok {
+			continue
+		}
+		if err := p.bindLocked(key, t.addr, t.name); err != nil {
+			p.log.Error("bind listener", "listener", t.name, "addr", t.addr, "err", err)
+		}
+	}
+	if m.versions[resourcev3.ListenerType] != "" && m.versions[resourcev3.ClusterType] != "" {
+		p.ready.Store(true)
+	}
+}

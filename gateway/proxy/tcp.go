@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"time"
+
+	"github.com/causeway-mesh/causeway/gateway/lb"
+)
+
+// tcpConnectAttempts is how many endpoints a TCP connection tries before
+// it gives up (Envoy's max_connect_attempts is 1; one more try on another
+// endpoint hides a single dead endpoint from clients).
+const tcpConnectAttempts = 2
+
+// serveTCP proxies one connection to an endpoint of the chain's cluster:
+// bytes are copied both ways and a half-close on one side is passed on to
+// the other, so protocols that shut down writing first still work.
+func (p *Proxy) serveTCP(down net.Conn, info *connInfo, t *tcpProxy) {
+	defer down.Close()
+	m := p.store.model()
+	wc := pickWeighted(t.clusters, t.total)
+	c := m.clusters[wc.name]
+	if c == nil {
+		p.metrics.tcpConns.WithLabelValues(wc.name, "no_cluster").Inc()
+		return
+	}
+	var hash uint64
+	var hasHash bool
+	if info.source.IsValid() {
+		hash, hasHash = lb.HashString(info.source.Addr().String()), true
+	}
+	var up net.Conn
+	var tried []string
+	var done func()
+	for attempt := 0; attempt < tcpConnectAttempts && up == nil; attempt++ {
+		var addr string
+		switch {
+		case c.kind == clusterOriginalDst:
+			if !info.origDst.IsValid() || attempt > 0 {
+				break
+			}
+			addr, done = info.origDst.String(), func() {}
+		case c.balancer != nil:
+			pick, err := c.balancer.Pick(lb.Request{Hash: hash, HasHash: hasHash, Avoid: func(a string) bool {
+				for _, t := range tried {
+					if t == a {
+						return true
+					}
+				}
+				return false
+			}})
+			if err == nil {
+				addr, done = pick.Endpoint.Address, pick.Done
+			}
+		}
+		if addr == "" {
+			break
+		}
+		tried = append(tried, addr)
+		ctx, cancel := context.WithTimeout(context.Background(), c.connectTimeout)
+		conn, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", addr)
+		cancel()
+		if err != nil {
+			done()
+			continue
+		}
+		up = conn
+	}
+	if up == nil {
+		p.metrics.tcpConns.WithLabelValues(c.name, "connect_failed").Inc()
+		return
+	}
+	defer done()
+	defer up.Close()
+	p.metrics.tcpConns.WithLabelValues(c.name, "ok").Inc()
+	errc := make(chan error, 2)
+	go func() { errc <- pipe(up, down, p.metrics.tcpBytes.WithLabelValues(c.name, "sent")) }()
+	go func() { errc <- pipe(down, up, p.metrics.tcpBytes.WithLabelValues(c.name, "received")) }()
+	<-errc
+	<-errc
+}
+
+type adder interface{ Add(float64) }
+
+// pipe copies src to dst and then half-closes dst for writing.
+func pipe(dst, src net.Conn, bytes adder) error {
+	n, err := io.Copy(dst, src)
+	bytes.Add(float64(n))
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		_ = dst.Close()
+	}
+	if err != nil {
+		// The other direction cannot make progress either.
+		_ = src.Close()
+		_ = dst.Close()
+	}
+	return err
+}
