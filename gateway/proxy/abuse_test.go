@@ -14,6 +14,8 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -238,4 +240,18 @@ func waitGoroutines(t *testing.T, baseline int) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func testutilCount(c interface {
+	Collect(chan<- prometheus.Metric)
+}) int {
+	ch := make(chan prometheus.Metric, 100)
+	go func() { c.Collect(ch); close(ch) }()
+	total := 0
+	for m := range ch {
+		var pb dto.Metric
+		_ = m.Write(&pb)
+		total += int(pb.GetCounter().GetValue())
+	}
+	return total
 }

@@ -282,12 +282,9 @@ func TestH2loadThroughProxy(t *testing.T) {
 
 // fortioResult is the part of fortio's JSON result the tests read.
 type fortioResult struct {
-	RetCodes          map[string]int64
-	DurationHistogram struct{ Count int64 }
-	ErrorsDurationHistogram struct {
-		Count int64
-	}
-	ActualQPS float64
+	RetCodes                map[string]int64
+	DurationHistogram       struct{ Count int64 }
+	ErrorsDurationHistogram struct{ Count int64 }
 }
 
 func TestFortioLoadThroughProxy(t *testing.T) {
