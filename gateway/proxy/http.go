@@ -90,12 +90,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.localReply(w, r, rt.notFoundCode, "cluster "+wc.name+" not found", wc.name)
 		return
 	}
-	if c.maxRequests > 0 && p.active.Load() >= c.maxRequests {
+	inflight := p.inflight(c.name)
+	if n := inflight.Add(1); c.maxRequests > 0 && n > c.maxRequests {
+		inflight.Add(-1)
 		p.metrics.overflow.WithLabelValues(c.name).Inc()
 		w.Header().Set("X-Envoy-Overloaded", "true")
 		p.localReply(w, r, http.StatusServiceUnavailable, "upstream overflow", c.name)
 		return
 	}
+	defer inflight.Add(-1)
 	p.active.Add(1)
 	defer p.active.Add(-1)
 

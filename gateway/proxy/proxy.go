@@ -72,6 +72,17 @@ type Proxy struct {
 	active  atomic.Int64
 	retries atomic.Int64
 	mirrors chan struct{}
+	// requests in flight per cluster name, for circuit breaking; kept
+	// across configuration updates.
+	perCluster sync.Map // string → *atomic.Int64
+}
+
+func (p *Proxy) inflight(cluster string) *atomic.Int64 {
+	if v, ok := p.perCluster.Load(cluster); ok {
+		return v.(*atomic.Int64)
+	}
+	v, _ := p.perCluster.LoadOrStore(cluster, new(atomic.Int64))
+	return v.(*atomic.Int64)
 }
 
 // New returns a proxy for cfg.

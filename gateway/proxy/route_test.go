@@ -166,3 +166,49 @@ func TestLocalityPriorityAndConsistentHash(t *testing.T) {
 		t.Fatalf("40 keys all hashed to %v", pods)
 	}
 }
+
+func TestCircuitBreakerMaxRequests(t *testing.T) {
+	slow := startEcho(t, "slow", echo.ProtocolHTTP)
+	h := startProxy(t)
+	c := edsCluster(t, "svc", false, clusterv3.Cluster_ROUND_ROBIN)
+	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxRequests: wrapperspb.UInt32(2)}}}
+	apply(t, h.store, cdsType, "1", c)
+	apply(t, h.store, edsType, "1", cla(t, "svc", slow.addr))
+	apply(t, h.store, rdsType, "1", &routev3.RouteConfiguration{Name: "routes", VirtualHosts: []*routev3.VirtualHost{{
+		Name: "x", Domains: []string{"*"}, Routes: []*routev3.Route{{Match: prefixMatch("/"), Action: routeTo("svc")}},
+	}}})
+	apply(t, h.store, ldsType, "1", hcmListener(t, "http", "routes", true))
+	client := &http.Client{Timeout: 10 * time.Second}
+	type result struct {
+		code int
+		over bool
+	}
+	results := make(chan result, 6)
+	for range 6 {
+		go func() {
+			resp, err := client.Get("http://" + h.httpAddr + "/?delay=600ms")
+			if err != nil {
+				results <- result{code: -1}
+				return
+			}
+			resp.Body.Close()
+			results <- result{resp.StatusCode, resp.Header.Get("X-Envoy-Overloaded") == "true"}
+		}()
+	}
+	ok, shed := 0, 0
+	for range 6 {
+		r := <-results
+		code, over := r.code, r.over
+		switch {
+		case code == 200:
+			ok++
+		case code == http.StatusServiceUnavailable && over:
+			shed++
+		default:
+			t.Fatalf("unexpected result %d (overloaded %v)", code, over)
+		}
+	}
+	if ok > 2 || ok == 0 || shed < 4 {
+		t.Fatalf("max_requests 2: %d served, %d shed", ok, shed)
+	}
+}
