@@ -117,9 +117,12 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 			_ = c.Close()
 		}
 	case ch.tcp != nil:
-		p.conns.Add(1)
+		if !p.conns.add() {
+			_ = c.Close()
+			return
+		}
 		go func() {
-			defer p.conns.Done()
+			defer p.conns.done()
 			p.serveTCP(c, &info, ch.tcp)
 		}()
 	default:

@@ -66,7 +66,7 @@ type Proxy struct {
 	bound    map[string]*boundListener // by bind address
 	draining atomic.Bool
 	ready    atomic.Bool
-	conns    sync.WaitGroup // TCP-proxied connections
+	conns    connTracker // TCP-proxied connections
 
 	// retry budget: Envoy's default, retries ≤ max(3, 20% of active).
 	active  atomic.Int64
@@ -167,12 +167,7 @@ func (p *Proxy) drain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
 	err := p.server.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() { p.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	p.conns.drain(ctx)
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -238,5 +233,52 @@ func (p *Proxy) reconcileListeners() {
 	}
 	if m.versions[resourcev3.ListenerType] != "" && m.versions[resourcev3.ClusterType] != "" {
 		p.ready.Store(true)
+	}
+}
+
+// connTracker counts TCP-proxied connections so a drain can wait for
+// them. Unlike a WaitGroup, adding after the drain began is allowed: it
+// fails, and the connection is refused.
+type connTracker struct {
+	mu       sync.Mutex
+	n        int
+	draining bool
+	idle     chan struct{}
+}
+
+func (t *connTracker) add() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *connTracker) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
+}
+
+// drain stops new connections and waits until none is left or ctx ends.
+func (t *connTracker) drain(ctx context.Context) {
+	t.mu.Lock()
+	t.draining = true
+	if t.n == 0 {
+		t.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	t.idle = idle
+	t.mu.Unlock()
+	select {
+	case <-idle:
+	case <-ctx.Done():
 	}
 }
