@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/proxy"
-	"github.com/causeway-mesh/causeway/internal/run"
+	"github.com/causeway-mesh/causeway/internal/daemon"
 )
 
 type bindings []proxy.Binding
@@ -47,13 +47,13 @@ func main() {
 	o.Bindings = binds
 	o.CaptureGID = uint32(*capGID)
 
-	log, err := run.Logger(*level)
+	log, err := daemon.Logger(*level)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	o.Logger = log
-	ctx, stop := run.SignalContext()
+	ctx, stop := daemon.SignalContext()
 	defer stop()
 	if err := proxy.Serve(ctx, o); err != nil {
 		log.Error("proxy stopped", "err", err)

@@ -111,7 +111,9 @@ func TestHTTP2RapidResetIsBounded(t *testing.T) {
 	before := runtime.NumGoroutine()
 	c, fr := h2conn(t, h.httpAddr)
 	// Drain whatever the server sends so its writes never block.
-	go func() { _, _ = readUntil(c, http2.NewFramer(io.Discard, c), 30*time.Second, func(http2.Frame) bool { return false }) }()
+	go func() {
+		_, _ = readUntil(c, http2.NewFramer(io.Discard, c), 30*time.Second, func(http2.Frame) bool { return false })
+	}()
 	const n = 20000
 	block := headerBlock(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
 	sent := 0

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"context"
-	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/lb"
@@ -29,6 +30,8 @@ type request struct {
 	upgrade   bool
 	start     time.Time
 	info      *connInfo
+	wc        weightedCluster
+	host      string // the client's authority
 }
 
 type requestKey struct{}
@@ -130,37 +133,63 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, mp := range rt.mirrors {
 		p.mirror(r, mp, m)
 	}
-	rp := &httputil.ReverseProxy{
+	req.wc, req.host = wc, r.Host
+	p.rp.ServeHTTP(w, r)
+}
+
+// newReverseProxy returns the one ReverseProxy every request goes
+// through; the per-request choices travel in the request's context.
+func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			out := pr.Out
+			req := pr.In.Context().Value(requestKey{}).(*request)
+			out, rt := pr.Out, req.route
 			out.URL.Scheme = "http"
-			out.URL.Host = c.name // replaced per try by the round tripper
-			out.Host = r.Host
+			out.URL.Host = req.cluster.name // replaced per try by the round tripper
+			out.Host = req.host
 			if rt.hostRewrite != "" {
 				out.Host = rt.hostRewrite
 			}
-			rewritePath(out, r, rt)
-			applyOps(out.Header, wc.reqAdd, wc.reqDel)
+			rewritePath(out, pr.In, rt)
+			applyOps(out.Header, req.wc.reqAdd, req.wc.reqDel)
 			applyOps(out.Header, rt.reqAdd, rt.reqDel)
-			applyOps(out.Header, vh.reqAdd, vh.reqDel)
-			applyOps(out.Header, rc.reqAdd, rc.reqDel)
+			applyOps(out.Header, req.vhost.reqAdd, req.vhost.reqDel)
+			applyOps(out.Header, req.rc.reqAdd, req.rc.reqDel)
 			out.Header.Set("X-Forwarded-Proto", "http")
 		},
-		Transport:     p,
-		FlushInterval: -1,
+		Transport: p,
+		// 0: ReverseProxy still flushes at once for streaming responses
+		// (no Content-Length: gRPC, chunked) and server-sent events; a
+		// negative interval would cost a timer and a write per response.
+		FlushInterval: 0,
+		BufferPool:    bufferPool{},
 		ErrorLog:      p.server.ErrorLog,
 		ModifyResponse: func(resp *http.Response) error {
-			applyOps(resp.Header, wc.respAdd, wc.respDel)
-			p.writeHeaderOps(resp.Header, rt, vh, rc, req.setCookie)
-			p.metrics.observe(c.name, resp.StatusCode, start)
+			req := resp.Request.Context().Value(requestKey{}).(*request)
+			applyOps(resp.Header, req.wc.respAdd, req.wc.respDel)
+			p.writeHeaderOps(resp.Header, req.route, req.vhost, req.rc, req.setCookie)
+			p.metrics.observe(req.cluster.name, resp.StatusCode, req.start)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			req := r.Context().Value(requestKey{}).(*request)
 			status, msg := classifyError(r.Context(), err)
-			p.localReply(w, r, status, msg, c.name)
+			p.localReply(w, r, status, msg, req.cluster.name)
 		},
 	}
-	rp.ServeHTTP(w, r)
+}
+
+// bufferPool lends ReverseProxy its copy buffers instead of allocating
+// 32 KiB per request.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[32 << 10]byte)[:] }
+func (bufferPool) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		copyBuffers.Put((*[32 << 10]byte)(b[:32<<10]))
+	}
 }
 
 func (p *Proxy) writeHeaderOps(h http.Header, rt *route, vh *virtualHost, rc *routeConfig, cookie *http.Cookie) {
@@ -297,8 +326,11 @@ func (p *Proxy) computeHash(r *http.Request, rt *route, req *request) {
 }
 
 func newRequestID() string {
+	// A version 4 UUID from the runtime's ChaCha8 generator: unique and
+	// unpredictable enough for tracing, without a system call per request.
 	var b [16]byte
-	_, _ = crand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,8 @@ type metrics struct {
 	tcpBytes      *prometheus.CounterVec
 	connRejected  *prometheus.CounterVec
 	badRequests   *prometheus.CounterVec
+
+	byCluster sync.Map // cluster name → *clusterSeries
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,7 +75,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// observe records one forwarded request. The per-cluster series are
+// looked up once and cached: WithLabelValues hashes its labels on every
+// call.
 func (m *metrics) observe(cluster string, code int, start time.Time) {
+	cs := m.cluster(cluster)
+	cs.duration.Observe(time.Since(start).Seconds())
+	if code >= 100 && code < 600 {
+		if c := cs.codes[code].Load(); c != nil {
+			(*c).Inc()
+			return
+		}
+		c := m.requests.WithLabelValues(cluster, strconv.Itoa(code))
+		cs.codes[code].Store(&c)
+		c.Inc()
+		return
+	}
 	m.requests.WithLabelValues(cluster, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(cluster).Observe(time.Since(start).Seconds())
+}
+
+type clusterSeries struct {
+	duration prometheus.Observer
+	codes    [600]atomic.Pointer[prometheus.Counter]
+}
+
+func (m *metrics) cluster(name string) *clusterSeries {
+	if v, ok := m.byCluster.Load(name); ok {
+		return v.(*clusterSeries)
+	}
+	v, _ := m.byCluster.LoadOrStore(name, &clusterSeries{duration: m.duration.WithLabelValues(name)})
+	return v.(*clusterSeries)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -60,6 +61,7 @@ type Proxy struct {
 
 	h1, h2 *http.Transport
 	server *http.Server
+	rp     *httputil.ReverseProxy
 	httpLn *chanListener
 
 	mu       sync.Mutex
@@ -123,6 +125,7 @@ func New(cfg Config) *Proxy {
 			MaxReceiveBufferPerStream: 1 << 20,
 		},
 	}
+	p.rp = p.newReverseProxy()
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)

@@ -8,26 +8,24 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/causeway-mesh/causeway/internal/daemon"
 )
 
 // Logger returns a JSON logger at the given level ("debug", "info", "warn",
 // "error") and installs it as controller-runtime's logger.
 func Logger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	log, err := daemon.Logger(level)
+	if err != nil {
+		return nil, err
 	}
-	h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})
-	ctrl.SetLogger(logr.FromSlogHandler(h))
-	return slog.New(h), nil
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	return log, nil
 }
 
 // RESTConfig loads kubeconfig (with an optional context), or the in-cluster
@@ -51,6 +49,4 @@ func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM.
-func SignalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
+func SignalContext() (context.Context, context.CancelFunc) { return daemon.SignalContext() }
