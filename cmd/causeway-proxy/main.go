@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -42,9 +43,13 @@ func main() {
 	capGID := flag.Uint("capture-gid", 1337, "group the proxy runs as; its own traffic is not captured")
 	flag.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:15000", "admin endpoint: /ready, /healthz, /config_dump, /metrics")
 	flag.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "how long in-flight requests may take after SIGTERM")
+	concurrency := flag.Int("concurrency", 2, "worker threads (GOMAXPROCS); 0 uses every CPU. A sidecar needs few: like Istio's, the default is 2")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	_ = flag.Parse(os.Args[1:])
 	o.Bindings = binds
+	if *concurrency > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(*concurrency)
+	}
 	o.CaptureGID = uint32(*capGID)
 
 	log, err := daemon.Logger(*level)

@@ -189,7 +189,9 @@ func measure(b *testing.B, t tools) {
 
 	backendAddr := e.startBackend(ctx)
 	xdsSock := e.startXDS(backendAddr)
-	proxy := e.startProxy(ctx, xdsSock, "", nil)
+	// One thread each, as in the throughput runs: nginx runs one worker,
+	// and causeway-proxy runs with --concurrency=1 (GOMAXPROCS=1).
+	proxy := e.startProxy(ctx, xdsSock, "", []string{"GOMAXPROCS=1"})
 	nginx := e.startNginx(ctx, backendAddr)
 	var r results
 	paths := []struct {
