@@ -31,21 +31,38 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-//go:embed causeway-crds/crds/*.yaml
+//go:embed causeway-crds/crds/*.yaml gateway-api/*.yaml
 var crdFiles embed.FS
 
-// crdGlob selects the embedded CRD manifests; fs.Glob returns them sorted,
-// so CRDs returns them in a stable order.
-const crdGlob = "causeway-crds/crds/*.yaml"
+// crdGlob and gatewayAPIGlob select the embedded CRD manifests; fs.Glob
+// returns them sorted, so CRDs and GatewayAPICRDs return them in a stable
+// order.
+const (
+	crdGlob        = "causeway-crds/crds/*.yaml"
+	gatewayAPIGlob = "gateway-api/*.yaml"
+)
 
 // CRDs returns Causeway's own CRDs, decoded from the causeway-crds chart.
 func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	names, err := fs.Glob(crdFiles, crdGlob)
+	return embeddedCRDs(crdGlob)
+}
+
+// GatewayAPICRDs returns the Gateway API CRDs the agent reads — HTTPRoute,
+// GRPCRoute and ReferenceGrant — from the experimental channel of the
+// sigs.k8s.io/gateway-api release in go.mod (copied by hack/generate.sh).
+// The experimental channel is needed for HTTPRoute's retry field.
+func GatewayAPICRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	return embeddedCRDs(gatewayAPIGlob)
+}
+
+// embeddedCRDs decodes the embedded manifests that match glob.
+func embeddedCRDs(glob string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	names, err := fs.Glob(crdFiles, glob)
 	if err != nil {
 		return nil, fmt.Errorf("list embedded CRD manifests: %w", err)
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("no embedded CRD manifests match %s", crdGlob)
+		return nil, fmt.Errorf("no embedded CRD manifests match %s", glob)
 	}
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, name := range names {
@@ -83,8 +100,8 @@ func MCSCRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return crds, nil
 }
 
-// All returns every CRD Causeway needs in a cluster: its own (CRDs) followed
-// by the MCS ones (MCSCRDs).
+// All returns every CRD Causeway needs in a cluster: its own (CRDs), then
+// the MCS ones (MCSCRDs), then the Gateway API ones (GatewayAPICRDs).
 func All() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	own, err := CRDs()
 	if err != nil {
@@ -94,7 +111,11 @@ func All() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(own, mcs...), nil
+	gw, err := GatewayAPICRDs()
+	if err != nil {
+		return nil, err
+	}
+	return append(append(own, mcs...), gw...), nil
 }
 
 // decodeCRDs decodes every YAML document in data, which came from source

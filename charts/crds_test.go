@@ -33,16 +33,19 @@ var wantCRDs = map[string]struct {
 	group, kind string
 	scope       apiextensionsv1.ResourceScope
 }{
-	"memberclusters.causeway.dev":          {"causeway.dev", "MemberCluster", apiextensionsv1.ClusterScoped},
-	"trafficpolicies.causeway.dev":         {"causeway.dev", "TrafficPolicy", apiextensionsv1.NamespaceScoped},
-	"failoverpolicies.causeway.dev":        {"causeway.dev", "FailoverPolicy", apiextensionsv1.NamespaceScoped},
-	"authorizationpolicies.causeway.dev":   {"causeway.dev", "AuthorizationPolicy", apiextensionsv1.NamespaceScoped},
-	"meshconfigs.causeway.dev":             {"causeway.dev", "MeshConfig", apiextensionsv1.ClusterScoped},
-	"exportrecords.causeway.dev":           {"causeway.dev", "ExportRecord", apiextensionsv1.NamespaceScoped},
-	"globalservices.causeway.dev":          {"causeway.dev", "GlobalService", apiextensionsv1.NamespaceScoped},
-	"clusterproperties.about.k8s.io":       {"about.k8s.io", "ClusterProperty", apiextensionsv1.ClusterScoped},
-	"serviceexports.multicluster.x-k8s.io": {"multicluster.x-k8s.io", "ServiceExport", apiextensionsv1.NamespaceScoped},
-	"serviceimports.multicluster.x-k8s.io": {"multicluster.x-k8s.io", "ServiceImport", apiextensionsv1.NamespaceScoped},
+	"memberclusters.causeway.dev":               {"causeway.dev", "MemberCluster", apiextensionsv1.ClusterScoped},
+	"trafficpolicies.causeway.dev":              {"causeway.dev", "TrafficPolicy", apiextensionsv1.NamespaceScoped},
+	"failoverpolicies.causeway.dev":             {"causeway.dev", "FailoverPolicy", apiextensionsv1.NamespaceScoped},
+	"authorizationpolicies.causeway.dev":        {"causeway.dev", "AuthorizationPolicy", apiextensionsv1.NamespaceScoped},
+	"meshconfigs.causeway.dev":                  {"causeway.dev", "MeshConfig", apiextensionsv1.ClusterScoped},
+	"exportrecords.causeway.dev":                {"causeway.dev", "ExportRecord", apiextensionsv1.NamespaceScoped},
+	"globalservices.causeway.dev":               {"causeway.dev", "GlobalService", apiextensionsv1.NamespaceScoped},
+	"clusterproperties.about.k8s.io":            {"about.k8s.io", "ClusterProperty", apiextensionsv1.ClusterScoped},
+	"serviceexports.multicluster.x-k8s.io":      {"multicluster.x-k8s.io", "ServiceExport", apiextensionsv1.NamespaceScoped},
+	"serviceimports.multicluster.x-k8s.io":      {"multicluster.x-k8s.io", "ServiceImport", apiextensionsv1.NamespaceScoped},
+	"httproutes.gateway.networking.k8s.io":      {"gateway.networking.k8s.io", "HTTPRoute", apiextensionsv1.NamespaceScoped},
+	"grpcroutes.gateway.networking.k8s.io":      {"gateway.networking.k8s.io", "GRPCRoute", apiextensionsv1.NamespaceScoped},
+	"referencegrants.gateway.networking.k8s.io": {"gateway.networking.k8s.io", "ReferenceGrant", apiextensionsv1.NamespaceScoped},
 }
 
 func TestAllDecodesEveryExpectedCRD(t *testing.T) {
@@ -69,6 +72,37 @@ func TestAllDecodesEveryExpectedCRD(t *testing.T) {
 	for name := range wantCRDs {
 		if !seen.Has(name) {
 			t.Errorf("CRD %s missing", name)
+		}
+	}
+}
+
+// TestGatewayAPICRDsAreExperimental checks that the copied Gateway API CRDs
+// come from the experimental channel (HTTPRoute's retry field exists only
+// there) and serve v1, the version the agent reads.
+func TestGatewayAPICRDsAreExperimental(t *testing.T) {
+	crds, err := GatewayAPICRDs()
+	if err != nil {
+		t.Fatalf("GatewayAPICRDs: %v", err)
+	}
+	if len(crds) != 3 {
+		t.Fatalf("got %d CRDs, want HTTPRoute, GRPCRoute and ReferenceGrant", len(crds))
+	}
+	for _, crd := range crds {
+		if got := crd.Annotations["gateway.networking.k8s.io/channel"]; got != "experimental" {
+			t.Errorf("CRD %s: channel %q, want experimental", crd.Name, got)
+		}
+		servesV1 := false
+		for _, v := range crd.Spec.Versions {
+			servesV1 = servesV1 || (v.Name == "v1" && v.Served)
+		}
+		if !servesV1 {
+			t.Errorf("CRD %s does not serve v1", crd.Name)
+		}
+		if crd.Spec.Names.Kind == "HTTPRoute" {
+			rules := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["rules"].Items.Schema
+			if _, ok := rules.Properties["retry"]; !ok {
+				t.Errorf("HTTPRoute %s rules have no retry field", crd.Spec.Versions[0].Name)
+			}
 		}
 	}
 }

@@ -22,6 +22,8 @@ limitations under the License.
 // in apis/ by hack/generate.sh and embedded here at build time: CRDs returns
 // Causeway's own CRDs (causeway.dev and about.k8s.io), MCSCRDs the
 // ServiceExport and ServiceImport CRDs that sigs.k8s.io/mcs-api publishes,
-// and All both. Every call decodes afresh, so callers may modify what they
-// get.
+// GatewayAPICRDs the HTTPRoute, GRPCRoute and ReferenceGrant CRDs of the
+// Gateway API's experimental channel (copied into gateway-api/ by
+// hack/generate.sh from the module go.mod pins), and All all three. Every
+// call decodes afresh, so callers may modify what they get.
 package charts

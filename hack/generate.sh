@@ -4,8 +4,11 @@
 #
 # Regenerates the deepcopy functions of the API types in apis/ and the CRD
 # manifests of the causeway-crds chart from the kubebuilder markers on those
-# types. Run from the repository root; bin/controller-gen must exist (the
-# Makefile builds it from the pinned tool module hack/tools/dev).
+# types, and copies the Gateway API CRDs the agent reads (HTTPRoute,
+# GRPCRoute, ReferenceGrant) from the sigs.k8s.io/gateway-api module that
+# go.mod pins into charts/gateway-api. Run from the repository root;
+# bin/controller-gen must exist (the Makefile builds it from the pinned tool
+# module hack/tools/dev).
 set -euo pipefail
 
 controller_gen=bin/controller-gen
@@ -23,3 +26,19 @@ fi
 # linger.
 rm -f "${crd_dir}"/*.yaml
 "${controller_gen}" crd paths=./apis/... output:crd:artifacts:config="${crd_dir}"
+
+# Gateway API CRDs: the experimental channel, because HTTPRoute's retry
+# field is experimental in the pinned release and the agent translates it.
+gateway_dir=charts/gateway-api
+gateway_module=sigs.k8s.io/gateway-api
+gateway_src=$(go list -m -f '{{.Dir}}' "${gateway_module}")
+gateway_version=$(go list -m -f '{{.Version}}' "${gateway_module}")
+mkdir -p "${gateway_dir}"
+rm -f "${gateway_dir}"/*.yaml
+for kind in httproutes grpcroutes referencegrants; do
+	file=gateway.networking.k8s.io_${kind}.yaml
+	{
+		echo "# Copied by hack/generate.sh from ${gateway_module} ${gateway_version} config/crd/experimental/${file}; do not edit."
+		cat "${gateway_src}/config/crd/experimental/${file}"
+	} >"${gateway_dir}/${file}"
+done

@@ -1,6 +1,7 @@
 // Command causeway-agent runs in every member cluster: it publishes the
 // cluster's ServiceExports to the hub, realises the cluster set's services
-// as ServiceImports and EndpointSlices, and answers clusterset.local DNS.
+// as ServiceImports and EndpointSlices, answers clusterset.local DNS and
+// serves xDS to the cluster's data plane.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"os"
 
 	"github.com/causeway-mesh/causeway/controllers/agent"
+	"github.com/causeway-mesh/causeway/controllers/xds"
 	"github.com/causeway-mesh/causeway/internal/run"
 	"github.com/causeway-mesh/causeway/internal/version"
 )
@@ -23,6 +25,7 @@ func main() {
 	lease := flag.Duration("lease-duration", agent.DefaultLeaseDuration, "duration of the agent's lease on the hub; it is renewed every third of it")
 	ipRange := flag.String("clusterset-ip-range", agent.DefaultClusterSetIPRange, "CIDR that ClusterSetIPs are allocated from")
 	dnsAddr := flag.String("dns-addr", ":5353", "address of the clusterset.local DNS server, UDP and TCP (empty disables)")
+	xdsAddr := flag.String("xds-addr", xds.DefaultAddr, "address of the xDS server for the cluster's proxies and proxyless gRPC clients (empty disables)")
 	metrics := flag.String("metrics-addr", ":8080", "address of the Prometheus metrics endpoint (0 disables)")
 	health := flag.String("health-addr", ":8081", "address of /healthz (0 disables)")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
@@ -46,7 +49,7 @@ func main() {
 	ctx, stop := run.SignalContext()
 	defer stop()
 	if err := agent.Run(ctx, agent.Config{
-		Member: cfg, LeaseDuration: *lease, ClusterSetIPRange: prefix, DNSAddr: *dnsAddr,
+		Member: cfg, LeaseDuration: *lease, ClusterSetIPRange: prefix, DNSAddr: *dnsAddr, XDSAddr: *xdsAddr,
 		MetricsAddr: *metrics, HealthAddr: *health, Version: version.Version, Logger: log,
 	}); err != nil {
 		log.Error("agent stopped", "err", err)

@@ -3,8 +3,9 @@
 // Secret `causeway join` wrote), starts a controller-runtime manager for the
 // member with a second cluster for the hub — cached only in the two hub
 // namespaces the member may read — and runs the export and import
-// controllers, the lease that tells the hub the member is alive, and the
-// clusterset.local DNS server.
+// controllers, the lease that tells the hub the member is alive, the
+// clusterset.local DNS server and the xDS control plane of the member's
+// data plane.
 //
 // The agent connects out to the hub; the hub never needs credentials for
 // the member. If the hub is unreachable the agent keeps its last realised
@@ -21,6 +22,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,6 +40,7 @@ import (
 	"github.com/causeway-mesh/causeway/controllers/clustersetdns"
 	"github.com/causeway-mesh/causeway/controllers/serviceexport"
 	"github.com/causeway-mesh/causeway/controllers/serviceimport"
+	"github.com/causeway-mesh/causeway/controllers/xds"
 	"github.com/causeway-mesh/causeway/internal/scheme"
 )
 
@@ -69,6 +72,9 @@ type Config struct {
 	ClusterSetIPRange netip.Prefix
 	// DNSAddr serves clusterset.local DNS (UDP and TCP); "" disables it.
 	DNSAddr string
+	// XDSAddr serves xDS (gRPC, insecure for now) to the member's proxies
+	// and proxyless gRPC clients; "" disables it.
+	XDSAddr string
 	// MetricsAddr and HealthAddr: "0" disables.
 	MetricsAddr, HealthAddr string
 	// Version is reported on the lease.
@@ -185,14 +191,37 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("add DNS server: %w", err)
 		}
 	}
+	if cfg.XDSAddr != "" {
+		if err := addXDS(mgr, cfg.XDSAddr, id.Cluster, log); err != nil {
+			return err
+		}
+	}
 	if cfg.HealthAddr != "0" && cfg.HealthAddr != "" {
 		if err := mgr.AddHealthzCheck("ping", func(*http.Request) error { return nil }); err != nil {
 			return fmt.Errorf("add health check: %w", err)
 		}
 	}
-	log.Info("agent starting", "hub", id.Hub.Host, "clusterSetIPRange", cfg.ClusterSetIPRange.String(), "dns", cfg.DNSAddr)
+	log.Info("agent starting", "hub", id.Hub.Host, "clusterSetIPRange", cfg.ClusterSetIPRange.String(), "dns", cfg.DNSAddr, "xds", cfg.XDSAddr)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run agent: %w", err)
+	}
+	return nil
+}
+
+// addXDS adds the xDS server and the controller that feeds it.
+func addXDS(mgr manager.Manager, addr, cluster string, log *slog.Logger) error {
+	xlog := logr.FromSlogHandler(log.Handler()).WithName("xds")
+	srv, err := xds.NewServer(xds.Options{Logger: xlog, Registerer: metrics.Registry})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return srv.ListenAndServe(ctx, addr) })); err != nil {
+		return fmt.Errorf("add xDS server: %w", err)
+	}
+	// Region and zone of the member are not known to the agent yet (they
+	// live on the hub's MemberCluster); local endpoints carry their zones.
+	if err := mgr.Add(&xds.Controller{Client: mgr.GetClient(), Cache: mgr.GetCache(), Server: srv, ClusterName: cluster, Logger: xlog}); err != nil {
+		return fmt.Errorf("add xDS controller: %w", err)
 	}
 	return nil
 }

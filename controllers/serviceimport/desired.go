@@ -78,7 +78,9 @@ func DesiredImport(gs *causewayv1alpha1.GlobalService, ip netip.Addr) *mcsv1beta
 
 // DesiredSlices decides the EndpointSlices of an import: one per source
 // cluster and exported group of endpoints, named deterministically, so a
-// re-run yields the same objects.
+// re-run yields the same objects. A slice is labelled
+// topology.kubernetes.io/region with its source cluster's region, when the
+// cluster has one.
 func DesiredSlices(gs *causewayv1alpha1.GlobalService) []*discoveryv1.EndpointSlice {
 	spec := &gs.Spec
 	var out []*discoveryv1.EndpointSlice
@@ -98,6 +100,11 @@ func DesiredSlices(gs *causewayv1alpha1.GlobalService) []*discoveryv1.EndpointSl
 					},
 				},
 				AddressType: discoveryv1.AddressType(s.AddressType),
+			}
+			if c.Region != "" {
+				// The xDS translation reads the source cluster's region
+				// here to build localities; endpoints carry only zones.
+				es.Labels[corev1.LabelTopologyRegion] = c.Region
 			}
 			for _, p := range s.Ports {
 				es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: new(p.Name), Protocol: new(p.Protocol), Port: new(p.Port), AppProtocol: p.AppProtocol})

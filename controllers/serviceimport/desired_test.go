@@ -213,6 +213,14 @@ func TestDesiredSlices(t *testing.T) {
 			gs:   globalService(nil),
 			want: []*discoveryv1.EndpointSlice{v4("hello.west.0", "west"), v4("hello.east.0", "east"), v6("hello.east.1", "east")},
 		},
+		"the source cluster's region labels its slices": {
+			gs: globalService(func(s *causewayv1alpha1.GlobalServiceSpec) { s.Clusters[0].Region = "eu-west" }),
+			want: func() []*discoveryv1.EndpointSlice {
+				west := v4("hello.west.0", "west")
+				west.Labels[corev1.LabelTopologyRegion] = "eu-west"
+				return []*discoveryv1.EndpointSlice{west, v4("hello.east.0", "east"), v6("hello.east.1", "east")}
+			}(),
+		},
 		"withdrawn clusters produce no slices": {
 			gs:   globalService(func(s *causewayv1alpha1.GlobalServiceSpec) { s.Clusters[1].Withdrawn = true }),
 			want: []*discoveryv1.EndpointSlice{v4("hello.west.0", "west")},

@@ -22,6 +22,7 @@ const (
 	DNSPort     = 53
 	MetricsPort = 9090
 	HealthPort  = 9091
+	XDSPort     = 15010
 	// The hub's, on the hub cluster's address: apart from an agent's, since
 	// the hub cluster may also be a member.
 	hubMetricsPort = 9100
@@ -118,6 +119,7 @@ func (cs *ClusterSet) StartAgent(name string) error {
 	args := []string{
 		"--kubeconfig=" + m.InnerKubeconfig,
 		"--dns-addr=" + m.InfraAddr(DNSPort),
+		"--xds-addr=" + m.InfraAddr(XDSPort),
 		"--metrics-addr=" + m.InfraAddr(MetricsPort),
 		"--health-addr=" + m.InfraAddr(HealthPort),
 		"--log-level=" + cs.Opts.LogLevel,

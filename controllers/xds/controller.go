@@ -1,0 +1,266 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+)
+
+// Debounce defaults: a burst of changes (a rollout updating many
+// EndpointSlices) becomes one translation 50 ms after it goes quiet, and
+// a steady stream of changes still gets one every 500 ms.
+const (
+	DefaultDebounce = 50 * time.Millisecond
+	DefaultMaxDelay = 500 * time.Millisecond
+	// statusRetry is how soon a failed status write is retried.
+	statusRetry = time.Second
+)
+
+// Controller turns the member cluster's state into xDS snapshots and route
+// and policy status. It is a controller-runtime Runnable: it watches
+// through the manager's informer cache, debounces events, and on each
+// round gathers every input from the cache, translates, updates the
+// Server's snapshots and writes the status that changed. It is
+// level-triggered: every round recomputes everything.
+type Controller struct {
+	// Client reads from the manager's cache and writes status.
+	Client client.Client
+	// Cache is the manager's informer cache.
+	Cache cache.Cache
+	// Server gets every translation.
+	Server *Server
+	// ClusterName, Region and Zone describe the local cluster.
+	ClusterName, Region, Zone string
+	// Debounce and MaxDelay default to DefaultDebounce and DefaultMaxDelay.
+	Debounce, MaxDelay time.Duration
+	// Clock stamps status conditions; the real clock when nil.
+	Clock clock.Clock
+	// Logger; from the context when zero.
+	Logger logr.Logger
+
+	// served records which optional kinds (Gateway API, TrafficPolicy) the
+	// API server serves; absent ones are read as empty.
+	served map[schema.GroupKind]bool
+	// syncMu serialises rounds, so an older result never overwrites a
+	// newer one.
+	syncMu sync.Mutex
+}
+
+// watched are the kinds the controller reads, with whether each may be
+// absent from the API server (CRDs not installed).
+var watched = []struct {
+	obj      client.Object
+	optional bool
+}{
+	{&corev1.Service{}, false},
+	{&discoveryv1.EndpointSlice{}, false},
+	{&mcsv1beta1.ServiceImport{}, true},
+	{&gatewayv1.HTTPRoute{}, true},
+	{&gatewayv1.GRPCRoute{}, true},
+	{&causewayv1alpha1.TrafficPolicy{}, true},
+}
+
+// NeedLeaderElection is false: every agent replica serves xDS. Status
+// writes are idempotent and conditional, so replicas agree.
+func (c *Controller) NeedLeaderElection() bool { return false }
+
+// Start watches and translates until ctx is done.
+func (c *Controller) Start(ctx context.Context) error {
+	if c.Debounce <= 0 {
+		c.Debounce = DefaultDebounce
+	}
+	if c.MaxDelay < c.Debounce {
+		c.MaxDelay = max(DefaultMaxDelay, c.Debounce)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	log := c.Logger
+	if log.GetSink() == nil {
+		log = logr.FromContextOrDiscard(ctx)
+	}
+	log = log.WithName("xds")
+	ctx = logr.NewContext(ctx, log)
+
+	trigger := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case trigger <- struct{}{}:
+		default:
+		}
+	}
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	}
+	served := map[schema.GroupKind]bool{}
+	for _, w := range watched {
+		gvk, err := c.Client.GroupVersionKindFor(w.obj)
+		if err != nil {
+			return fmt.Errorf("kind of %T: %w", w.obj, err)
+		}
+		if _, err := c.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			if w.optional && meta.IsNoMatchError(err) {
+				log.Info("kind not served by the API server; read as empty", "kind", gvk.Kind, "group", gvk.Group)
+				continue
+			}
+			return fmt.Errorf("find %s: %w", gvk.Kind, err)
+		}
+		inf, err := c.Cache.GetInformer(ctx, w.obj)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil //nolint:nilerr // stopped while starting: not a failure
+			}
+			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
+		}
+		served[gvk.GroupKind()] = true
+	}
+	c.syncMu.Lock()
+	c.served = served
+	c.syncMu.Unlock()
+	if !c.Cache.WaitForCacheSync(ctx) {
+		if ctx.Err() != nil {
+			return nil //nolint:nilerr // stopped while starting: not a failure
+		}
+		return errors.New("the informer cache did not sync")
+	}
+	poke()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-trigger:
+		}
+		if !c.debounce(ctx, trigger) {
+			return nil
+		}
+		if err := c.Sync(ctx); err != nil {
+			log.Error(err, "xDS round incomplete; retrying")
+			go func() {
+				select {
+				case <-ctx.Done():
+				case <-c.Clock.After(statusRetry):
+					poke()
+				}
+			}()
+		}
+	}
+}
+
+// debounce waits until no event came for Debounce, or MaxDelay passed
+// since the first; it reports false when ctx is done.
+func (c *Controller) debounce(ctx context.Context, trigger <-chan struct{}) bool {
+	deadline := c.Clock.NewTimer(c.MaxDelay)
+	defer deadline.Stop()
+	for {
+		quiet := c.Clock.NewTimer(c.Debounce)
+		select {
+		case <-ctx.Done():
+			quiet.Stop()
+			return false
+		case <-trigger:
+			quiet.Stop()
+		case <-quiet.C():
+			return true
+		case <-deadline.C():
+			quiet.Stop()
+			return true
+		}
+	}
+}
+
+// Sync runs one round: gather, translate, set snapshots, write status.
+// Start calls it after each debounced burst of events; it may also be
+// called directly (tests do), after Start has found which kinds exist.
+func (c *Controller) Sync(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	if c.served == nil {
+		return errors.New("the xDS controller has not started")
+	}
+	start := time.Now()
+	in, err := c.gather(ctx)
+	if err != nil {
+		return err
+	}
+	res := translate.Translate(in)
+	setErr := c.Server.Update(res)
+	took := time.Since(start)
+	c.Server.metrics.build.Observe(took.Seconds())
+	logr.FromContextOrDiscard(ctx).V(1).Info("xDS round", "services", len(in.Services), "imports", len(in.ServiceImports),
+		"httpRoutes", len(in.HTTPRoutes), "grpcRoutes", len(in.GRPCRoutes), "policies", len(in.TrafficPolicies), "took", took)
+	return errors.Join(setErr, c.writeStatus(ctx, in, res))
+}
+
+// gather lists every input from the cache.
+func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
+	in := &translate.Inputs{ClusterName: c.ClusterName, Region: c.Region, Zone: c.Zone}
+	var (
+		services  corev1.ServiceList
+		slices    discoveryv1.EndpointSliceList
+		imports   mcsv1beta1.ServiceImportList
+		httpRoute gatewayv1.HTTPRouteList
+		grpcRoute gatewayv1.GRPCRouteList
+		policies  causewayv1alpha1.TrafficPolicyList
+	)
+	for _, l := range []struct {
+		list client.ObjectList
+		gk   schema.GroupKind
+	}{
+		{&services, schema.GroupKind{Kind: "Service"}},
+		{&slices, schema.GroupKind{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}},
+		{&imports, schema.GroupKind{Group: mcsv1beta1.GroupName, Kind: "ServiceImport"}},
+		{&httpRoute, schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}},
+		{&grpcRoute, schema.GroupKind{Group: gatewayv1.GroupName, Kind: "GRPCRoute"}},
+		{&policies, schema.GroupKind{Group: causewayv1alpha1.GroupVersion.Group, Kind: "TrafficPolicy"}},
+	} {
+		if !c.served[l.gk] {
+			continue
+		}
+		// Translate and the status writer never modify what they read, so
+		// the cache's objects are used as they are.
+		if err := c.Client.List(ctx, l.list, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("list %s: %w", l.gk.Kind, err)
+		}
+	}
+	for i := range services.Items {
+		in.Services = append(in.Services, &services.Items[i])
+	}
+	for i := range slices.Items {
+		in.EndpointSlices = append(in.EndpointSlices, &slices.Items[i])
+	}
+	for i := range imports.Items {
+		in.ServiceImports = append(in.ServiceImports, &imports.Items[i])
+	}
+	for i := range httpRoute.Items {
+		in.HTTPRoutes = append(in.HTTPRoutes, &httpRoute.Items[i])
+	}
+	for i := range grpcRoute.Items {
+		in.GRPCRoutes = append(in.GRPCRoutes, &grpcRoute.Items[i])
+	}
+	for i := range policies.Items {
+		in.TrafficPolicies = append(in.TrafficPolicies, &policies.Items[i])
+	}
+	return in, nil
+}

@@ -1,0 +1,66 @@
+// Package xds is the agent's xDS control plane: it serves Envoy xDS v3 to
+// the cluster's data plane — causeway-proxy, Envoy, and proxyless gRPC
+// clients — and writes the status of the HTTPRoutes, GRPCRoutes and
+// TrafficPolicies it translates.
+//
+// # Usage
+//
+//	srv, _ := xds.NewServer(xds.Options{Logger: log, Registerer: metrics.Registry})
+//	mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return srv.ListenAndServe(ctx, ":15010") }))
+//	mgr.Add(&xds.Controller{Client: mgr.GetClient(), Cache: mgr.GetCache(), Server: srv, ClusterName: "east"})
+//
+// # How it works
+//
+// The Controller watches Services, EndpointSlices, ServiceImports,
+// HTTPRoutes, GRPCRoutes and TrafficPolicies through the manager's
+// informer cache. Events are debounced (50 ms of quiet, at most 500 ms);
+// each round then reads everything from the cache, calls
+// translate.Translate (pure), hands the Result to the Server and patches
+// the status that changed. Rounds are level-triggered: a missed event is
+// healed by the next one, and a failed status write schedules another.
+// Kinds whose CRDs are not installed (Gateway API, MCS, TrafficPolicy) are
+// read as empty.
+//
+// The Server is go-control-plane's server, registered as the Aggregated
+// Discovery Service (state of the world and delta) and as the per-type
+// LDS, RDS, CDS and EDS services, over snapshot caches keyed by node ID.
+// Server callbacks learn each node from the first request of its first
+// stream and give it a snapshot at once. A node is a proxyless gRPC client
+// when it has no causeway.dev/mode metadata and its user agent starts with
+// "gRPC"; otherwise it is a proxy.
+//
+// Proxies share one set of resources, served from a cache in ADS mode,
+// which holds each response until the request names every resource of
+// the type (so a proxy never gets routes before their clusters).
+// Proxyless nodes are served from a cache not in ADS mode: gRPC opens one
+// ADS stream per channel target, all with the same node, each naming only
+// its listener, and the ADS-mode cache would never answer them (the
+// package's test with a real gRPC client and several channels fails with
+// it). A proxyless node's snapshot holds only the listeners its streams
+// subscribed to and the clusters and endpoints they reach, plus clusters
+// it still subscribes to (make before break when a route stops using
+// one). Versions are
+// content hashes per type, so a type that did not change is not pushed
+// again. A snapshot that fails Consistent() is never set: the node keeps
+// its previous one and the error is logged. A node whose last stream
+// closed is forgotten (ClearSnapshot) after ForgetAfter. A NACK is logged
+// and counted; it changes nothing, for that node or any other.
+//
+// # Trade-offs and limits
+//
+// Connections are insecure for now: mutual TLS with workload identities
+// comes with the identity work (issue 5); until then the port must only be
+// reachable from the cluster's own pods.
+//
+// go-control-plane's cache answers a NACK by resending the same version
+// (https://github.com/envoyproxy/go-control-plane/issues/962); clients
+// must pace their NACKs (causeway-proxy does). The translation is built
+// never to send what Envoy or gRPC rejects.
+//
+// Every agent replica serves xDS and writes status; status writes are
+// conditional merge patches that only change what differs, so replicas
+// converge rather than fight.
+//
+// Metrics: causeway_xds_connected_proxies{kind}, causeway_xds_pushes_total{type},
+// causeway_xds_nacks_total{type} and causeway_xds_snapshot_build_seconds.
+package xds

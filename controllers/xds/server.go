@@ -1,0 +1,523 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
+
+	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
+)
+
+// DefaultAddr is where the agent serves xDS unless told otherwise.
+const DefaultAddr = ":15010"
+
+// DefaultForgetAfter is how long a node's snapshot is kept after its last
+// stream closed: long enough for a reconnect (a proxy restart, a gRPC
+// channel idling and coming back) to find it, short enough that departed
+// pods do not accumulate.
+const DefaultForgetAfter = 5 * time.Minute
+
+// Keepalive: clients may ping every 10 s (gRPC clients and Envoy ping
+// idle streams; the default enforcement, 5 minutes, would close their
+// connections with GOAWAY "too_many_pings"); the server pings after 30 s
+// of silence to find dead peers.
+const (
+	keepaliveMinClientPing = 10 * time.Second
+	keepalivePing          = 30 * time.Second
+	keepaliveTimeout       = 10 * time.Second
+)
+
+// Options configure a Server.
+type Options struct {
+	// Logger; discarded when zero.
+	Logger logr.Logger
+	// Clock, for forgetting nodes; the real clock when nil.
+	Clock clock.WithDelayedExecution
+	// ForgetAfter is DefaultForgetAfter when zero.
+	ForgetAfter time.Duration
+	// Registerer gets the server's metrics; none when nil.
+	Registerer prometheus.Registerer
+}
+
+// Server is the agent's xDS control plane: an ADS server (state of the
+// world and delta) and the per-type LDS, RDS, CDS and EDS services, backed
+// by go-control-plane's snapshot caches with one snapshot per connected
+// node.
+//
+// Proxies are served from a snapshot cache in ADS mode: it holds a
+// response until the request names every resource of the snapshot, so a
+// proxy never sees routes before their clusters' endpoints. Proxyless
+// gRPC clients cannot use it: gRPC opens one ADS stream per channel
+// target, all with the same node, each naming only its own listener, so
+// no stream ever names the whole snapshot. They are served from a second
+// snapshot cache, not in ADS mode, which answers each request with the
+// resources it names (gRPC waits for a route's clusters and endpoints
+// itself, gRFC A74). A MuxCache picks the cache by node kind.
+type Server struct {
+	proxyCache, proxylessCache cachev3.SnapshotCache
+	mux                        *cachev3.MuxCache
+	log                        logr.Logger
+	clock                      clock.WithDelayedExecution
+	forget                     time.Duration
+	metrics                    *metrics
+
+	mu sync.Mutex
+	// proxy and proxyless index the current result's resources; nil until
+	// the first Update.
+	proxy, proxyless *indexed
+	nodes            map[string]*node
+	streams          map[int64]*stream
+}
+
+// node is an xDS client known by its node ID.
+type node struct {
+	id      string
+	kind    translate.NodeKind
+	streams int
+	// generation invalidates a pending forget when a stream reopens.
+	generation int
+	forget     clock.Timer
+	// sub is the proxyless node's listener subscription, the union of its
+	// streams'; set ensures the snapshot was set at least once.
+	sub subscription
+	set bool
+	// acked is the last version the node accepted, by type (state of
+	// the world only; delta has no per-type version).
+	acked map[string]string
+}
+
+// stream is one open xDS stream.
+type stream struct {
+	node *node
+	// subs are the stream's subscriptions by type (listeners and clusters
+	// matter, for proxyless nodes).
+	subs map[resource.Type]*typeSub
+}
+
+// typeSub is a stream's subscription to one type.
+type typeSub struct {
+	names    map[string]bool
+	wildcard bool
+}
+
+// sotw replaces the subscription with a state-of-the-world request's
+// names; none is the legacy wildcard.
+func (ts *typeSub) sotw(names []string) {
+	ts.names = setOf(names)
+	ts.wildcard = len(names) == 0 || ts.names["*"]
+}
+
+// delta applies a delta request; a first request subscribing to nothing
+// is the legacy wildcard.
+func (ts *typeSub) delta(first bool, subscribe, unsubscribe []string) {
+	if first {
+		ts.names = map[string]bool{}
+		ts.wildcard = len(subscribe) == 0
+	}
+	for _, n := range subscribe {
+		ts.names[n] = true
+	}
+	for _, n := range unsubscribe {
+		delete(ts.names, n)
+	}
+	if ts.names["*"] {
+		ts.wildcard = true
+	}
+}
+
+// NewServer returns a server with an empty cache: nodes get a snapshot
+// once Update has been called.
+func NewServer(opts Options) (*Server, error) {
+	s := &Server{
+		log:     opts.Logger,
+		clock:   opts.Clock,
+		forget:  opts.ForgetAfter,
+		nodes:   map[string]*node{},
+		streams: map[int64]*stream{},
+	}
+	if s.log.GetSink() == nil {
+		s.log = logr.Discard()
+	}
+	if s.clock == nil {
+		s.clock = clock.RealClock{}
+	}
+	if s.forget <= 0 {
+		s.forget = DefaultForgetAfter
+	}
+	s.proxyCache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cacheLogger{s.log.WithName("cache")})
+	s.proxylessCache = cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cacheLogger{s.log.WithName("proxyless-cache")})
+	s.mux = &cachev3.MuxCache{
+		Classify:      func(r *cachev3.Request) string { return Kind(r.GetNode()).String() },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return Kind(r.GetNode()).String() },
+		Caches: map[string]cachev3.Cache{
+			translate.Proxy.String():     s.proxyCache,
+			translate.Proxyless.String(): s.proxylessCache,
+		},
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// cacheFor is the snapshot cache that serves a kind of node.
+func (s *Server) cacheFor(kind translate.NodeKind) cachev3.SnapshotCache {
+	if kind == translate.Proxyless {
+		return s.proxylessCache
+	}
+	return s.proxyCache
+}
+
+// Snapshot returns a node's current snapshot, for tests and debugging.
+func (s *Server) Snapshot(nodeID string) (cachev3.ResourceSnapshot, error) {
+	s.mu.Lock()
+	n := s.nodes[nodeID]
+	s.mu.Unlock()
+	if n == nil {
+		return nil, fmt.Errorf("no node %q", nodeID)
+	}
+	return s.cacheFor(n.kind).GetSnapshot(nodeID)
+}
+
+// Serve serves xDS on lis until ctx is done. Connections are insecure for
+// now: mutual TLS with workload certificates comes with the identity work.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	g := grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinClientPing, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepalivePing, Timeout: keepaliveTimeout}),
+	)
+	xs := serverv3.NewServer(ctx, s.mux, s.callbacks())
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, xs)
+	listenerservice.RegisterListenerDiscoveryServiceServer(g, xs)
+	routeservice.RegisterRouteDiscoveryServiceServer(g, xs)
+	clusterservice.RegisterClusterDiscoveryServiceServer(g, xs)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(g, xs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		// xDS streams never end on their own: give in-flight responses a
+		// moment, then close everything.
+		t := time.AfterFunc(time.Second, g.Stop)
+		g.GracefulStop()
+		t.Stop()
+	}()
+	s.log.Info("serving xDS", "addr", lis.Addr().String())
+	if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve xDS on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// ListenAndServe listens on addr (TCP) and serves xDS until ctx is done.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	lis, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for xDS on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, lis)
+}
+
+// Update makes res the configuration of every node, present and future.
+// A kind whose resources fail indexing keeps its previous configuration.
+func (s *Server) Update(res *translate.Result) error {
+	proxy, err := index(res.Proxy)
+	if err != nil {
+		return fmt.Errorf("index proxy resources: %w", err)
+	}
+	proxyless, err := index(res.Proxyless)
+	if err != nil {
+		return fmt.Errorf("index proxyless resources: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.proxy, s.proxyless = proxy, proxyless
+	var errs []error
+	for _, n := range s.nodes {
+		errs = append(errs, s.setSnapshot(n))
+	}
+	return errors.Join(errs...)
+}
+
+// setSnapshot gives a node the snapshot of the current resources. It never
+// sets an inconsistent snapshot: the node keeps its previous one. Callers
+// hold s.mu.
+func (s *Server) setSnapshot(n *node) error {
+	ix := s.proxy
+	if n.kind == translate.Proxyless {
+		ix = s.proxyless
+	}
+	if ix == nil {
+		return nil // nothing translated yet
+	}
+	rs := ix.resources
+	if n.kind == translate.Proxyless {
+		rs = ix.subset(n.sub)
+	}
+	snap := ix.snapshot(rs)
+	if err := snap.Consistent(); err != nil {
+		s.log.Error(err, "inconsistent snapshot not set; the node keeps its previous one", "node", n.id, "kind", n.kind.String())
+		return fmt.Errorf("snapshot for node %s: %w", n.id, err)
+	}
+	if err := s.cacheFor(n.kind).SetSnapshot(context.Background(), n.id, snap); err != nil {
+		return fmt.Errorf("set snapshot for node %s: %w", n.id, err)
+	}
+	n.set = true
+	return nil
+}
+
+// Kind is how a node is served: a proxy unless it looks like a proxyless
+// gRPC client (no causeway.dev/mode metadata and a gRPC user agent).
+func Kind(n *corev3.Node) translate.NodeKind {
+	if _, ok := n.GetMetadata().GetFields()[xdsconv.NodeMetaMode]; ok {
+		return translate.Proxy
+	}
+	if strings.HasPrefix(n.GetUserAgentName(), "gRPC") {
+		return translate.Proxyless
+	}
+	return translate.Proxy
+}
+
+// ---- callbacks ----
+
+func (s *Server) callbacks() serverv3.Callbacks {
+	return serverv3.CallbackFuncs{
+		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+			s.openStream(id)
+			return nil
+		},
+		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+			s.openStream(id)
+			return nil
+		},
+		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.closeStream(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.closeStream(id) },
+		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
+			return s.request(id, req.GetNode(), req.GetTypeUrl(), req.GetVersionInfo(), req.GetErrorDetail(), func(ts *typeSub, _ bool) {
+				ts.sotw(req.GetResourceNames())
+			})
+		},
+		StreamDeltaRequestFunc: func(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
+			return s.request(id, req.GetNode(), req.GetTypeUrl(), "", req.GetErrorDetail(), func(ts *typeSub, first bool) {
+				ts.delta(first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
+			})
+		},
+		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
+			s.metrics.push(resp.GetTypeUrl())
+		},
+		StreamDeltaResponseFunc: func(_ int64, _ *discoverygrpc.DeltaDiscoveryRequest, resp *discoverygrpc.DeltaDiscoveryResponse) {
+			s.metrics.push(resp.GetTypeUrl())
+		},
+	}
+}
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+func (s *Server) openStream(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams[id] = &stream{subs: map[resource.Type]*typeSub{}}
+}
+
+// request learns the stream's node from its first request, sets a new
+// node's snapshot at once, and keeps proxyless subscriptions (and thus
+// snapshots) up to date. It runs before the cache sees the request, so the
+// request finds the snapshot in place.
+func (s *Server) request(id int64, cn *corev3.Node, typeURL, version string, nack *rpcstatus.Status, subscribe func(ts *typeSub, first bool)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil {
+		return status.Error(codes.Internal, "unknown stream")
+	}
+	if st.node == nil {
+		if cn.GetId() == "" {
+			return status.Error(codes.InvalidArgument, "the first request of a stream must carry a node with an id")
+		}
+		n := s.nodes[cn.GetId()]
+		if n == nil {
+			n = &node{id: cn.GetId(), kind: Kind(cn), acked: map[string]string{}}
+			s.nodes[n.id] = n
+			s.log.V(1).Info("node connected", "node", n.id, "kind", n.kind.String(), "userAgent", cn.GetUserAgentName())
+		}
+		if n.streams == 0 {
+			s.metrics.connected.WithLabelValues(n.kind.String()).Inc()
+		}
+		n.streams++
+		n.generation++
+		if n.forget != nil {
+			n.forget.Stop()
+			n.forget = nil
+		}
+		st.node = n
+	}
+	n := st.node
+	if nack != nil {
+		// A NACK changes nothing: the node keeps what it accepted, and
+		// other nodes are unaffected.
+		s.metrics.nacks.WithLabelValues(shortType(typeURL)).Inc()
+		s.log.Info("node rejected configuration", "node", n.id, "type", shortType(typeURL), "acceptedVersion", version, "error", nack.GetMessage())
+	} else if version != "" {
+		n.acked[typeURL] = version
+	}
+	changed := false
+	if n.kind == translate.Proxyless && (typeURL == resource.ListenerType || typeURL == resource.ClusterType) {
+		ts, ok := st.subs[typeURL]
+		if !ok {
+			ts = &typeSub{}
+			st.subs[typeURL] = ts
+		}
+		subscribe(ts, !ok)
+		changed = s.updateSubscription(n)
+	}
+	if changed || !n.set {
+		if err := s.setSnapshot(n); err != nil {
+			// The node keeps its previous snapshot (or waits for one);
+			// the stream stays open.
+			s.log.Error(err, "cannot set the node's snapshot", "node", n.id)
+		}
+	}
+	return nil
+}
+
+// updateSubscription recomputes a proxyless node's subscription from its
+// streams and reports whether it changed.
+func (s *Server) updateSubscription(n *node) bool {
+	sub := subscription{listeners: map[string]bool{}, clusters: map[string]bool{}}
+	for _, st := range s.streams {
+		if st.node != n {
+			continue
+		}
+		if ts := st.subs[resource.ListenerType]; ts != nil {
+			sub.wildcard = sub.wildcard || ts.wildcard
+			maps.Copy(sub.listeners, ts.names)
+		}
+		if ts := st.subs[resource.ClusterType]; ts != nil {
+			maps.Copy(sub.clusters, ts.names)
+		}
+	}
+	if sub.wildcard == n.sub.wildcard && maps.Equal(sub.listeners, n.sub.listeners) && maps.Equal(sub.clusters, n.sub.clusters) {
+		return false
+	}
+	n.sub = sub
+	return true
+}
+
+// closeStream forgets a stream and, once a node has none left, schedules
+// forgetting the node.
+func (s *Server) closeStream(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	delete(s.streams, id)
+	if st == nil || st.node == nil {
+		return
+	}
+	n := st.node
+	n.streams--
+	if n.kind == translate.Proxyless && s.updateSubscription(n) && n.streams > 0 {
+		if err := s.setSnapshot(n); err != nil {
+			s.log.Error(err, "cannot set the node's snapshot", "node", n.id)
+		}
+	}
+	if n.streams > 0 {
+		return
+	}
+	s.metrics.connected.WithLabelValues(n.kind.String()).Dec()
+	gen := n.generation
+	n.forget = s.clock.AfterFunc(s.forget, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if cur := s.nodes[n.id]; cur != n || n.streams > 0 || n.generation != gen {
+			return
+		}
+		delete(s.nodes, n.id)
+		s.cacheFor(n.kind).ClearSnapshot(n.id)
+		s.log.V(1).Info("node forgotten", "node", n.id)
+	})
+}
+
+// Acked returns the versions a node last accepted (state of the world),
+// by type URL, and the versions of its current snapshot, for debugging and
+// tests: a node is up to date when they are equal for the types it uses.
+func (s *Server) Acked(nodeID string) (acked, current map[string]string) {
+	s.mu.Lock()
+	n := s.nodes[nodeID]
+	if n != nil {
+		acked = maps.Clone(n.acked)
+	}
+	s.mu.Unlock()
+	current = map[string]string{}
+	if snap, err := s.Snapshot(nodeID); err == nil {
+		for _, typ := range snapshotTypes {
+			current[typ] = snap.GetVersion(typ)
+		}
+	}
+	return acked, current
+}
+
+// Nodes returns the IDs of the nodes the server knows, for tests.
+func (s *Server) Nodes() map[string]translate.NodeKind {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]translate.NodeKind, len(s.nodes))
+	for id, n := range s.nodes {
+		out[id] = n.kind
+	}
+	return out
+}
+
+// shortType is a type URL's last element, lower case: "cluster".
+func shortType(typeURL string) string {
+	return strings.ToLower(typeURL[strings.LastIndex(typeURL, ".")+1:])
+}
+
+// cacheLogger adapts logr to go-control-plane's logger. Its Info lines
+// (one per response) go to V(2), warnings to V(1).
+type cacheLogger struct{ log logr.Logger }
+
+func (l cacheLogger) Debugf(format string, args ...any) {
+	l.log.V(3).Info(fmt.Sprintf(format, args...))
+}
+func (l cacheLogger) Infof(format string, args ...any) { l.log.V(2).Info(fmt.Sprintf(format, args...)) }
+func (l cacheLogger) Warnf(format string, args ...any) { l.log.V(1).Info(fmt.Sprintf(format, args...)) }
+func (l cacheLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Errorf(format, args...), "snapshot cache")
+}

@@ -1,0 +1,87 @@
+// Package translatetest reads translation inputs from YAML, for tests of
+// the translation and of what consumes it (the golden files under
+// translate/testdata are written in this format).
+package translatetest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+	"sigs.k8s.io/yaml"
+
+	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+)
+
+// inputsHeader is the optional first document of a testdata file.
+type inputsHeader struct {
+	Kind        string `json:"kind"`
+	ClusterName string `json:"clusterName"`
+	Region      string `json:"region"`
+	Zone        string `json:"zone"`
+}
+
+// DecodeInputs reads a multi-document YAML file of Kubernetes objects (and
+// an optional "kind: Inputs" header with clusterName, region and zone).
+func DecodeInputs(data []byte) (*translate.Inputs, error) {
+	in := &translate.Inputs{ClusterName: "local"}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for doc := 1; ; doc++ {
+		raw, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return in, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read document %d: %w", doc, err)
+		}
+		var head struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(raw, &head); err != nil {
+			return nil, fmt.Errorf("document %d: %w", doc, err)
+		}
+		var into any
+		switch head.Kind {
+		case "":
+			continue
+		case "Inputs":
+			var h inputsHeader
+			if err := yaml.UnmarshalStrict(raw, &h); err != nil {
+				return nil, fmt.Errorf("document %d: %w", doc, err)
+			}
+			in.ClusterName, in.Region, in.Zone = h.ClusterName, h.Region, h.Zone
+			continue
+		case "Service":
+			o := &corev1.Service{}
+			in.Services, into = append(in.Services, o), o
+		case "EndpointSlice":
+			o := &discoveryv1.EndpointSlice{}
+			in.EndpointSlices, into = append(in.EndpointSlices, o), o
+		case "ServiceImport":
+			o := &mcsv1beta1.ServiceImport{}
+			in.ServiceImports, into = append(in.ServiceImports, o), o
+		case "HTTPRoute":
+			o := &gatewayv1.HTTPRoute{}
+			in.HTTPRoutes, into = append(in.HTTPRoutes, o), o
+		case "GRPCRoute":
+			o := &gatewayv1.GRPCRoute{}
+			in.GRPCRoutes, into = append(in.GRPCRoutes, o), o
+		case "TrafficPolicy":
+			o := &causewayv1alpha1.TrafficPolicy{}
+			in.TrafficPolicies, into = append(in.TrafficPolicies, o), o
+		default:
+			return nil, fmt.Errorf("document %d: unexpected kind %q", doc, head.Kind)
+		}
+		if err := yaml.UnmarshalStrict(raw, into); err != nil {
+			return nil, fmt.Errorf("document %d (%s): %w", doc, head.Kind, err)
+		}
+	}
+}
