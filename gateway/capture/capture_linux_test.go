@@ -276,7 +276,9 @@ func TestOriginalDstUntranslated(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		l.(*net.TCPListener).SetDeadline(time.Now().Add(testTimeout))
+		if err := l.(*net.TCPListener).SetDeadline(time.Now().Add(testTimeout)); err != nil {
+			t.Fatal(err)
+		}
 		conn, err := l.Accept()
 		if err != nil {
 			t.Fatal(err)

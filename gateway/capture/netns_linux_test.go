@@ -209,7 +209,7 @@ func serve(t *testing.T, name, addr string, origDst bool) {
 						what = "error: " + err.Error()
 					}
 				}
-				conn.SetWriteDeadline(time.Now().Add(testTimeout))
+				_ = conn.SetWriteDeadline(time.Now().Add(testTimeout)) // best effort, like the write below
 				fmt.Fprintf(conn, "%s %s\n", name, what)
 			})
 		}
@@ -228,7 +228,9 @@ func whoAnswers(addr string) (string, error) {
 	if got := conn.RemoteAddr().String(); got != addr {
 		return "", fmt.Errorf("dial %s: connected to %s: the redirect is not transparent", addr, got)
 	}
-	conn.SetReadDeadline(time.Now().Add(testTimeout))
+	if err := conn.SetReadDeadline(time.Now().Add(testTimeout)); err != nil {
+		return "", fmt.Errorf("set read deadline on %s: %w", addr, err)
+	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return "", fmt.Errorf("read from %s: %w", addr, err)

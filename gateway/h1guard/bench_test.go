@@ -32,9 +32,9 @@ func BenchmarkGuardKeepAlive(b *testing.B) {
 				ln = NewListener(ln, Options{})
 			}
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, "ok")
+				_, _ = io.WriteString(w, "ok")
 			})}
-			go srv.Serve(ln)
+			go func() { _ = srv.Serve(ln) }() // ErrServerClosed once closed
 			defer srv.Close()
 			addr := ln.Addr().String()
 
@@ -48,7 +48,10 @@ func BenchmarkGuardKeepAlive(b *testing.B) {
 					return
 				}
 				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(time.Minute))
+				if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+					b.Error(err)
+					return
+				}
 				br := bufio.NewReader(conn)
 				for pb.Next() {
 					if _, err := io.WriteString(conn, benchReq); err != nil {
@@ -60,8 +63,12 @@ func BenchmarkGuardKeepAlive(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					io.Copy(io.Discard, res.Body)
+					_, err = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
+					if err != nil {
+						b.Error(err)
+						return
+					}
 					if res.StatusCode != 200 {
 						b.Errorf("status %d", res.StatusCode)
 						return

@@ -25,13 +25,13 @@ type detector struct {
 func (d *detector) feed(p []byte) int32 {
 	for _, c := range p {
 		if d.skipping {
-			switch {
-			case c == "\r\n\r\n"[d.crlf]:
+			switch c {
+			case "\r\n\r\n"[d.crlf]:
 				d.crlf++
 				if d.crlf == 4 {
 					d.skipping, d.n = false, 0
 				}
-			case c == '\r':
+			case '\r':
 				d.crlf = 1
 			default:
 				d.crlf = 0

@@ -293,7 +293,7 @@ func (g *Conn) Read(p []byte) (int, error) {
 			}
 		} else {
 			n, err := g.fill()
-			if err == errOverflow {
+			if errors.Is(err, errOverflow) {
 				g.overflow()
 				continue
 			}

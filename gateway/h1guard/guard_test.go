@@ -3,6 +3,7 @@ package h1guard
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -346,7 +347,7 @@ func TestUpgradeDecision(t *testing.T) {
 		if _, err := g.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := read(g); got != "" || err != io.EOF {
+		if got, err := read(g); got != "" || !errors.Is(err, io.EOF) {
 			t.Fatalf("read %q %v, want io.EOF", got, err)
 		}
 		if g.Err() == nil {
@@ -405,7 +406,7 @@ func TestCloseWritesRejection(t *testing.T) {
 		t.Fatal("head not delivered")
 	}
 	mc.data = []byte("x\r\n")
-	if n, err := g.Read(buf); n != 0 || err != io.EOF {
+	if n, err := g.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("read %d %v, want io.EOF", n, err)
 	}
 	g.Close()

@@ -222,7 +222,7 @@ func startServer(t testing.TB, guarded bool, opts Options, configure func(*http.
 	if guarded {
 		ln = NewListener(ln, opts)
 	}
-	go ts.srv.Serve(ln)
+	go func() { _ = ts.srv.Serve(ln) }() // ErrServerClosed once the cleanup closes it
 	t.Cleanup(func() { ts.srv.Close() })
 	return ts
 }
@@ -271,6 +271,7 @@ func (c *client) read() (response, bool) {
 		c.t.Fatalf("read response: %v", err)
 	}
 	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
 	if err != nil {
 		c.t.Fatalf("read response body: %v", err)
 	}

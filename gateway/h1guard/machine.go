@@ -372,14 +372,14 @@ func (m *machine) run(b []byte) (int, event) {
 			if i == len(b) {
 				continue
 			}
-			switch c = b[i]; {
-			case c == ':':
+			switch c = b[i]; c {
+			case ':':
 				if ev := m.startValue(); ev != evNone {
 					return i, ev
 				}
 				m.st = stValue
 				i++
-			case c == ' ' || c == '\t':
+			case ' ', '\t':
 				// RFC 9112 §5.1: no whitespace between field-name and colon.
 				return i, m.fail(400, "whitespace before colon")
 			default:

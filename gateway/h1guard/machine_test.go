@@ -1,6 +1,7 @@
 package h1guard
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -127,8 +128,8 @@ func TestScan(t *testing.T) {
 						}
 						continue
 					}
-					e, ok := err.(*Error)
-					if !ok {
+					var e *Error
+					if !errors.As(err, &e) {
 						t.Fatalf("chunk %d read %d: Err() = %v, want a rejection", chunk, readSize, err)
 					}
 					if e.Status != tc.wantStatus || e.Reason != tc.wantReason {

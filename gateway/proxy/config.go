@@ -779,8 +779,10 @@ func compileHeaderOps(in []*corev3.HeaderValueOption) ([]headerOp, error) {
 		default:
 			return nil, fmt.Errorf("header %q: append action %s is not supported", name, h.GetAppendAction())
 		}
-		if h.GetAppend() != nil {
-			op.append = h.GetAppend().GetValue()
+		// The deprecated append field still overrides append_action: control
+		// planes still send it.
+		if h.GetAppend() != nil { //nolint:staticcheck // deprecated append is still sent by control planes
+			op.append = h.GetAppend().GetValue() //nolint:staticcheck // deprecated append is still sent by control planes
 		}
 		if strings.ContainsAny(op.value, "\r\n\x00") {
 			return nil, fmt.Errorf("header %q: value contains CR, LF or NUL", name)
@@ -802,16 +804,18 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 			return hm, fmt.Errorf("header %q: %w", h.GetName(), err)
 		}
 		hm.match = sm
+	// The deprecated matchers below are still sent by control planes; they
+	// behave like the corresponding string_match.
 	case *routev3.HeaderMatcher_ExactMatch:
-		hm.match = stringMatch{kind: 0, exact: s.ExactMatch}
+		hm.match = stringMatch{kind: 0, exact: s.ExactMatch} //nolint:staticcheck // deprecated exact_match is still sent by control planes
 	case *routev3.HeaderMatcher_PrefixMatch:
-		hm.match = stringMatch{kind: 1, prefix: s.PrefixMatch}
+		hm.match = stringMatch{kind: 1, prefix: s.PrefixMatch} //nolint:staticcheck // deprecated prefix_match is still sent by control planes
 	case *routev3.HeaderMatcher_SuffixMatch:
-		hm.match = stringMatch{kind: 2, suffix: s.SuffixMatch}
+		hm.match = stringMatch{kind: 2, suffix: s.SuffixMatch} //nolint:staticcheck // deprecated suffix_match is still sent by control planes
 	case *routev3.HeaderMatcher_ContainsMatch:
-		hm.match = stringMatch{kind: 3, contains: s.ContainsMatch}
+		hm.match = stringMatch{kind: 3, contains: s.ContainsMatch} //nolint:staticcheck // deprecated contains_match is still sent by control planes
 	case *routev3.HeaderMatcher_SafeRegexMatch:
-		re, err := compileRegex(s.SafeRegexMatch.GetRegex(), true)
+		re, err := compileRegex(s.SafeRegexMatch.GetRegex(), true) //nolint:staticcheck // deprecated safe_regex_match is still sent by control planes
 		if err != nil {
 			return hm, fmt.Errorf("header %q: %w", h.GetName(), err)
 		}
@@ -974,7 +978,9 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssi
 			return nil, nil, fmt.Errorf("cluster %q: only explicit_http_config is supported", c.GetName())
 		}
 	}
-	if c.GetHttp2ProtocolOptions() != nil {
+	// The deprecated cluster-level http2_protocol_options is still sent by
+	// control planes in place of typed_extension_protocol_options.
+	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck // deprecated http2_protocol_options is still sent by control planes
 		out.http2 = true
 	}
 	for _, t := range c.GetCircuitBreakers().GetThresholds() {

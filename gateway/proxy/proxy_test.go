@@ -3,8 +3,8 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +20,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -171,7 +170,9 @@ func TestHTTPRoutingSplitsAndHeaders(t *testing.T) {
 			},
 			{
 				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{{
-					Name: "x-canary", HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: "yes"},
+					Name: "x-canary", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+						MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "yes"},
+					}},
 				}}},
 				Action: routeTo("a"),
 			},
@@ -230,12 +231,9 @@ func TestHTTP2AndGRPCThroughOneListener(t *testing.T) {
 	h.configure(t, "1", vhosts, map[string][]string{"web": {web.addr}, "grpc": {g.addr}}, map[string]bool{"grpc": true}, "")
 
 	// h2c prior knowledge from the client; HTTP/1.1 to the endpoint.
-	h2c := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	var h2cOnly http.Protocols
+	h2cOnly.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &h2cOnly}}
 	code, r, _ := get(t, h2c, "http://"+h.httpAddr+"/h2", "web", nil)
 	if code != 200 || r.pod() != "web" {
 		t.Fatalf("h2c: code %d pod %q", code, r.pod())
@@ -273,7 +271,7 @@ func TestHTTP2AndGRPCThroughOneListener(t *testing.T) {
 		}
 	}
 	_ = stream.CloseSend()
-	if _, err := stream.Recv(); err != io.EOF {
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("bidi end: %v", err)
 	}
 }
@@ -287,11 +285,15 @@ func TestWebSocketAndTCP(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+h.httpAddr+"/ws", nil)
+	ws, res, err := websocket.Dial(ctx, "ws://"+h.httpAddr+"/ws", nil)
+	if res != nil && res.Body != nil {
+		// Only set (to the buffered error body) when the handshake failed.
+		res.Body.Close()
+	}
 	if err != nil {
 		t.Fatalf("websocket dial: %v", err)
 	}
-	defer ws.CloseNow()
+	defer func() { _ = ws.CloseNow() }()
 	ws.SetReadLimit(1 << 20)
 	for _, msg := range []string{"hello", strings.Repeat("x", 70000)} {
 		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {

@@ -212,3 +212,27 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 		t.Fatalf("max_requests 2: %d served, %d shed", ok, shed)
 	}
 }
+
+// TestDeprecatedHeaderMatchers: control planes still send the deprecated
+// HeaderMatcher forms; the proxy must read them as Envoy does.
+func TestDeprecatedHeaderMatchers(t *testing.T) {
+	//nolint:staticcheck // the deprecated forms are what this test is about
+	vh, err := compileVirtualHost(&routev3.VirtualHost{Name: "v", Domains: []string{"*"}, Routes: []*routev3.Route{
+		{Name: "exact", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: "1"}}}}, Action: routeTo("c")},
+		{Name: "prefix", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_PrefixMatch{PrefixMatch: "pre"}}}}, Action: routeTo("c")},
+		{Name: "suffix", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_SuffixMatch{SuffixMatch: "suf"}}}}, Action: routeTo("c")},
+		{Name: "contains", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_ContainsMatch{ContainsMatch: "mid"}}}}, Action: routeTo("c")},
+		{Name: "regex", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: &matcherv3.RegexMatcher{Regex: "[0-9]+z"}}}}}, Action: routeTo("c")},
+		{Name: "default", Match: prefixMatch("/"), Action: routeTo("c")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for value, want := range map[string]string{"1": "exact", "prefix": "prefix", "a-suf": "suffix", "amidb": "contains", "42z": "regex", "42": "default"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("x-a", value)
+		if got := vh.match(r); got == nil || got.name != want {
+			t.Errorf("x-a: %s → %v, want %s", value, got, want)
+		}
+	}
+}

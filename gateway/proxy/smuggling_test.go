@@ -59,7 +59,8 @@ func TestHTTP1SmugglingIsRejected(t *testing.T) {
 				if resp.StatusCode != tc.want {
 					t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
 				}
-				if _, err := http.ReadResponse(br, nil); err == nil {
+				if resp2, err := http.ReadResponse(br, nil); err == nil {
+					resp2.Body.Close()
 					t.Fatal("a second response: the hidden request was handled")
 				}
 				if n := b.requests.Load() - before; n != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/lb"
@@ -75,17 +76,20 @@ func (p *Proxy) serveTCP(down net.Conn, info *connInfo, t *tcpProxy) {
 	defer done()
 	defer up.Close()
 	p.metrics.tcpConns.WithLabelValues(c.name, "ok").Inc()
-	errc := make(chan error, 2)
-	go func() { errc <- pipe(up, down, p.metrics.tcpBytes.WithLabelValues(c.name, "sent")) }()
-	go func() { errc <- pipe(down, up, p.metrics.tcpBytes.WithLabelValues(c.name, "received")) }()
-	<-errc
-	<-errc
+	// Both directions must finish before the deferred closes run.
+	var wg sync.WaitGroup
+	wg.Go(func() { pipe(up, down, p.metrics.tcpBytes.WithLabelValues(c.name, "sent")) })
+	wg.Go(func() { pipe(down, up, p.metrics.tcpBytes.WithLabelValues(c.name, "received")) })
+	wg.Wait()
 }
 
 type adder interface{ Add(float64) }
 
-// pipe copies src to dst and then half-closes dst for writing.
-func pipe(dst, src net.Conn, bytes adder) error {
+// pipe copies src to dst and then half-closes dst for writing. A copy error
+// (a reset or a close by either peer, routine for a TCP proxy) is handled
+// here: both connections are closed so the other direction stops too, and
+// there is nothing more for the caller to do with it.
+func pipe(dst, src net.Conn, bytes adder) {
 	n, err := io.Copy(dst, src)
 	bytes.Add(float64(n))
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
@@ -98,5 +102,4 @@ func pipe(dst, src net.Conn, bytes adder) error {
 		_ = src.Close()
 		_ = dst.Close()
 	}
-	return err
 }
