@@ -142,6 +142,7 @@ func TestHTTP2RapidResetIsBounded(t *testing.T) {
 	// left over from the flood.
 	h.proxy.h1.CloseIdleConnections()
 	h.proxy.h2.CloseIdleConnections()
+	h.proxy.h1fast.CloseIdleConnections()
 	waitGoroutines(t, before)
 }
 

@@ -60,6 +60,7 @@ type Proxy struct {
 	metrics *metrics
 
 	h1, h2 *http.Transport
+	h1fast *h1Client
 	server *http.Server
 	rp     *httputil.ReverseProxy
 	httpLn *chanListener
@@ -104,6 +105,7 @@ func New(cfg Config) *Proxy {
 	}
 	p.metrics = newMetrics(cfg.Registerer)
 	p.h1, p.h2 = newTransports()
+	p.h1fast = newH1Client()
 	p.httpLn = newChanListener()
 	p.server = &http.Server{
 		Handler:           p,
@@ -173,6 +175,7 @@ func (p *Proxy) drain() error {
 	p.conns.drain(ctx)
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
+	p.h1fast.CloseIdleConnections()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("drain: requests still running after %s", p.cfg.DrainTimeout)
 	}

@@ -118,7 +118,11 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 			}
 		}
 		attempt.URL.Host = addr
-		resp, err := tr.RoundTrip(attempt)
+		var rt http.RoundTripper = tr
+		if tr == p.h1 && p.h1fast.eligible(attempt, req.upgrade) {
+			rt = p.h1fast
+		}
+		resp, err := rt.RoundTrip(attempt)
 		if try+1 < tries && p.shouldRetry(rp, attempt, resp, err) && p.takeRetry() {
 			if resp != nil {
 				_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
