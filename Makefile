@@ -16,15 +16,18 @@ TEST_FLAGS   ?=
 KUBE_BINS  := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
 KWOK_BINS  := $(BIN)/kwok $(BIN)/kwokctl $(BIN)/kwok-stages.yaml
 TEST_BINS  := $(KUBE_BINS) $(BIN)/etcd $(KWOK_BINS) $(BIN)/fortio
-CMDS       := $(notdir $(wildcard cmd/*))
+CMDS       := $(filter-out causeway-proxy,$(notdir $(wildcard cmd/*)))
 
 .PHONY: help
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
+# The data plane is built static (no cgo, pure-Go resolver): no libc in
+# every pod's memory, and it runs on any base image.
 build: ## Build every Causeway binary into bin/.
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/causeway-proxy
 
 .PHONY: test-bins
 test-bins: $(TEST_BINS) ## Build the test world's binaries (kube-*, etcd, kwok, fortio) once; rebuilt when a tool module changes.
