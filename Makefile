@@ -11,6 +11,7 @@ KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VER) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 # Test timeout: a hung test fails here, well inside CI's budget.
 TEST_TIMEOUT ?= 30m
+FUZZTIME   ?= 3s
 TEST_FLAGS   ?=
 
 KUBE_BINS  := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
@@ -62,8 +63,13 @@ $(BIN)/golangci-lint: hack/tools/lint/go.mod hack/tools/lint/go.sum
 	cd hack/tools/lint && $(GO) build -trimpath -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: test
-test: test-bins build ## Run every test: unit, envtest and multi-cluster (needs root for the test world's network namespace).
+test: test-bins build ## Run every test: unit, envtest and multi-cluster (needs root for the test world's network namespace), then every fuzz target briefly.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 3s) each.
+	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: test-multicluster
 test-multicluster: test-bins build ## Run only the multi-cluster scenarios.
