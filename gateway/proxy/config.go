@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -18,6 +21,7 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/causeway-mesh/causeway/gateway/lb"
@@ -51,6 +55,8 @@ type listener struct {
 type filterChain struct {
 	http *httpManager
 	tcp  *tcpProxy
+	// tls terminates TLS before the filter (a DownstreamTlsContext).
+	tls *tls.Config
 }
 
 type httpManager struct {
@@ -255,6 +261,11 @@ type cluster struct {
 	balancer       *lb.Balancer // nil until endpoints are known
 	edsName        string
 	maxRequests    int64 // circuit breaking: 0 = default
+	// tls originates TLS to the endpoints (an UpstreamTlsContext); tlsKey
+	// identifies its configuration, so an unchanged one keeps its
+	// connection pool across updates.
+	tls    *tls.Config
+	tlsKey string
 }
 
 type clusterKind int
@@ -309,12 +320,14 @@ func compileListener(l *listenerv3.Listener) (*listener, error) {
 		if fc.GetFilterChainMatch() != nil && !isEmptyChainMatch(fc.GetFilterChainMatch()) {
 			continue
 		}
-		if fc.GetTransportSocket() != nil {
-			return nil, fmt.Errorf("listener %q: transport sockets are not supported yet", l.GetName())
-		}
 		chain, err := compileFilters(fc.GetFilters())
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
+		}
+		if ts := fc.GetTransportSocket(); ts != nil {
+			if chain.tls, err = compileDownstreamTLS(ts, chain.http != nil); err != nil {
+				return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
+			}
 		}
 		out.chain = chain
 		break
@@ -959,8 +972,17 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssi
 	if c.GetLoadBalancingPolicy() != nil {
 		return nil, nil, fmt.Errorf("cluster %q: load_balancing_policy is not supported; use lb_policy", c.GetName())
 	}
-	if c.GetTransportSocket() != nil {
-		return nil, nil, fmt.Errorf("cluster %q: transport sockets are not supported yet", c.GetName())
+	if ts := c.GetTransportSocket(); ts != nil {
+		cfg, err := compileUpstreamTLS(ts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+		}
+		sum := sha256.Sum256(b)
+		out.tls, out.tlsKey = cfg, c.GetName()+"|"+hex.EncodeToString(sum[:8])
 	}
 	if opts, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
 		msg, err := anypb.UnmarshalNew(opts, unmarshalOpts)
@@ -982,6 +1004,9 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssi
 	// control planes in place of typed_extension_protocol_options.
 	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck // deprecated http2_protocol_options is still sent by control planes
 		out.http2 = true
+	}
+	if out.tls != nil {
+		out.tlsKey += fmt.Sprintf("|h2=%v", out.http2)
 	}
 	for _, t := range c.GetCircuitBreakers().GetThresholds() {
 		if t.GetPriority() == corev3.RoutingPriority_DEFAULT && t.GetMaxRequests() != nil {

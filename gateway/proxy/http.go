@@ -145,6 +145,9 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			req := pr.In.Context().Value(requestKey{}).(*request)
 			out, rt := pr.Out, req.route
 			out.URL.Scheme = "http"
+			if req.cluster.tls != nil {
+				out.URL.Scheme = "https"
+			}
 			out.URL.Host = req.cluster.name // replaced per try by the round tripper
 			out.Host = req.host
 			if rt.hostRewrite != "" {

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -110,7 +112,19 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 			info.listener = t
 		}
 	}
-	switch ch := info.listener.chain; {
+	ch := info.listener.chain
+	if ch.tls != nil {
+		tc, ok := p.handshake(c, ch.tls)
+		if !ok {
+			return
+		}
+		if ch.http != nil && tc.ConnectionState().NegotiatedProtocol == "h2" {
+			p.serveH2(tc, info)
+			return
+		}
+		c = tc
+	}
+	switch {
 	case ch.http != nil:
 		guarded := guardHTTP1(c, func(reason string) { p.metrics.badRequests.WithLabelValues(reason).Inc() })
 		if !p.httpLn.push(&trackedConn{Conn: guarded, info: info}) {
@@ -178,4 +192,31 @@ func (p *Proxy) Addrs() map[string]string {
 		out[name] = b.ln.Addr().String()
 	}
 	return out
+}
+
+// tlsHandshakeTimeout bounds a TLS handshake, so a client that opens a
+// connection and sends nothing holds it only this long.
+const tlsHandshakeTimeout = 10 * time.Second
+
+func (p *Proxy) handshake(c net.Conn, cfg *tls.Config) (*tls.Conn, bool) {
+	tc := tls.Server(c, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		p.metrics.connRejected.WithLabelValues("tls_handshake").Inc()
+		_ = c.Close()
+		return nil, false
+	}
+	return tc, true
+}
+
+// serveH2 hands a TLS connection that negotiated h2 to the TLS server
+// unwrapped, so net/http recognises it and runs its HTTP/2 server on it.
+// Its connInfo travels through a map keyed by the connection.
+func (p *Proxy) serveH2(tc *tls.Conn, info connInfo) {
+	p.tlsInfo.Store(tc, &info)
+	if !p.tlsLn.push(tc) {
+		p.tlsInfo.Delete(tc)
+		_ = tc.Close()
+	}
 }

@@ -61,9 +61,16 @@ type Proxy struct {
 
 	h1, h2 *http.Transport
 	h1fast *h1Client
-	server *http.Server
-	rp     *httputil.ReverseProxy
-	httpLn *chanListener
+	// tlsServer serves TLS connections that negotiated h2 (see serveH2).
+	tlsServer *http.Server
+	tlsLn     *chanListener
+	tlsInfo   sync.Map // *tls.Conn → *connInfo
+	// tlsTransports are the pools of clusters that originate TLS, by the
+	// cluster's tlsKey.
+	tlsTransports sync.Map
+	server        *http.Server
+	rp            *httputil.ReverseProxy
+	httpLn        *chanListener
 
 	mu       sync.Mutex
 	bound    map[string]*boundListener // by bind address
@@ -106,6 +113,7 @@ func New(cfg Config) *Proxy {
 	p.metrics = newMetrics(cfg.Registerer)
 	p.h1, p.h2 = newTransports()
 	p.h1fast = newH1Client()
+	p.tlsLn = newChanListener()
 	p.httpLn = newChanListener()
 	p.server = &http.Server{
 		Handler:           p,
@@ -132,6 +140,23 @@ func New(cfg Config) *Proxy {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	p.server.Protocols = protocols
+	p.tlsServer = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: p.server.ReadHeaderTimeout,
+		IdleTimeout:       p.server.IdleTimeout,
+		MaxHeaderBytes:    p.server.MaxHeaderBytes,
+		ErrorLog:          p.server.ErrorLog,
+		HTTP2:             p.server.HTTP2,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if info, ok := p.tlsInfo.LoadAndDelete(c); ok {
+				return context.WithValue(ctx, connInfoKey{}, info)
+			}
+			return ctx
+		},
+	}
+	tlsProtocols := new(http.Protocols)
+	tlsProtocols.SetHTTP2(true)
+	p.tlsServer.Protocols = tlsProtocols
 	cfg.Store.onUpdate = p.reconcileListeners
 	return p
 }
@@ -143,8 +168,9 @@ func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() }
 // Run serves until ctx is done, then drains: listeners close at once,
 // in-flight requests and connections get DrainTimeout to finish.
 func (p *Proxy) Run(ctx context.Context) error {
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- p.server.Serve(p.httpLn) }()
+	go func() { serveErr <- p.tlsServer.Serve(p.tlsLn) }()
 
 	p.mu.Lock()
 	for i, b := range p.cfg.Bindings {
@@ -171,11 +197,12 @@ func (p *Proxy) drain() error {
 	p.closeAll()
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
-	err := p.server.Shutdown(ctx)
+	err := errors.Join(p.server.Shutdown(ctx), p.tlsServer.Shutdown(ctx))
 	p.conns.drain(ctx)
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
 	p.h1fast.CloseIdleConnections()
+	p.tlsTransports.Range(func(_, v any) bool { v.(*http.Transport).CloseIdleConnections(); return true })
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("drain: requests still running after %s", p.cfg.DrainTimeout)
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -62,6 +63,13 @@ func (p *Proxy) serveTCP(down net.Conn, info *connInfo, t *tcpProxy) {
 		tried = append(tried, addr)
 		ctx, cancel := context.WithTimeout(context.Background(), c.connectTimeout)
 		conn, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", addr)
+		if err == nil && c.tls != nil {
+			tc := tls.Client(conn, c.tls.Clone())
+			if err = tc.HandshakeContext(ctx); err != nil {
+				_ = conn.Close()
+			}
+			conn = tc
+		}
 		cancel()
 		if err != nil {
 			done()

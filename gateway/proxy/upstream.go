@@ -74,7 +74,10 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 		out.Body = body.reader()
 	}
 	tr := p.h1
-	if c.http2 && !req.upgrade {
+	switch {
+	case c.tls != nil:
+		tr = p.tlsTransport(c, req.upgrade)
+	case c.http2 && !req.upgrade:
 		tr = p.h2
 	}
 	var tried []string
@@ -154,6 +157,31 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 		resp.Body = wrapBody(resp.Body, func() { cancel(); done() })
 		return resp, nil
 	}
+}
+
+// tlsTransport returns the connection pool of a cluster that originates
+// TLS, made once per TLS configuration. HTTP/2 clusters speak h2 over
+// TLS (ALPN); upgrades always go over HTTP/1.1.
+func (p *Proxy) tlsTransport(c *cluster, upgrade bool) *http.Transport {
+	key := c.tlsKey
+	if upgrade {
+		key += "|upgrade"
+	}
+	if v, ok := p.tlsTransports.Load(key); ok {
+		return v.(*http.Transport)
+	}
+	t := p.h1.Clone()
+	t.TLSClientConfig = c.tls.Clone()
+	t.Protocols = new(http.Protocols)
+	if c.http2 && !upgrade {
+		t.Protocols.SetHTTP2(true)
+		t.TLSClientConfig.NextProtos = []string{"h2"}
+	} else {
+		t.Protocols.SetHTTP1(true)
+		t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	v, _ := p.tlsTransports.LoadOrStore(key, t)
+	return v.(*http.Transport)
 }
 
 // takeRetry enforces the retry budget: retries in flight may be at most
