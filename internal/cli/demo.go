@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +105,7 @@ func runDemo(ctx context.Context, out io.Writer, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
+	var proxyAddr string
 	if !o.idle {
 		fmt.Fprintf(out, "Deploying %s/%s (%d replicas) in each cluster and exporting it...\n", demoNamespace, demoApp, demoReplicas)
 		if err := deploySample(ctx, w); err != nil {
@@ -112,8 +114,13 @@ func runDemo(ctx context.Context, out io.Writer, o *demoOptions) error {
 		if err := exportSample(ctx, w); err != nil {
 			return err
 		}
+		last := w.Clusters[len(w.Clusters)-1]
+		fmt.Fprintf(out, "Starting a causeway-proxy in %s, configured by its agent over xDS...\n", last.Name)
+		if proxyAddr, err = startDemoProxy(ctx, w, last); err != nil {
+			return err
+		}
 	}
-	printPlayground(out, w, dns.Addr, o.idle)
+	printPlayground(out, w, dns.Addr, proxyAddr, o.idle)
 	if o.ready != nil {
 		o.ready(w)
 	}
@@ -188,7 +195,54 @@ func exportSample(ctx context.Context, w *world.World) error {
 	return nil
 }
 
-func printPlayground(out io.Writer, w *world.World, dnsAddr string, idle bool) {
+// Ports of the demo's proxy on its cluster's infrastructure address.
+const (
+	demoProxyPort      = 15080
+	demoProxyAdminPort = 15000
+)
+
+// startDemoProxy runs causeway-proxy in node mode in cluster c with an
+// explicit HTTP listener, forwards a host port to it, and waits until a
+// request for the sample's cluster-set name comes back through it.
+func startDemoProxy(ctx context.Context, w *world.World, c *world.Cluster) (string, error) {
+	listen := c.InfraAddr(demoProxyPort)
+	if _, err := w.Run("proxy-"+c.Name, "causeway-proxy", "--mode=node", "--cluster="+c.Name, "--node-id=node~"+c.Name+"~demo",
+		"--xds-addr="+c.InfraAddr(clusterset.XDSPort), "--listen="+listen+"=explicit_http",
+		"--admin-addr="+c.InfraAddr(demoProxyAdminPort)); err != nil {
+		return "", err
+	}
+	fwd, err := w.Forward(0, listen)
+	if err != nil {
+		return "", err
+	}
+	host := fmt.Sprintf("%s.%s.svc.clusterset.local:%d", demoApp, demoNamespace, world.EchoHTTPPort)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+fwd.Addr+"/", nil)
+		if err != nil {
+			return false, err
+		}
+		req.Host = host
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			last = fmt.Errorf("status %d", resp.StatusCode)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("cluster %s: no answer from %s through causeway-proxy: %w", c.Name, host, errors.Join(last, err))
+	}
+	return fwd.Addr, nil
+}
+
+func printPlayground(out io.Writer, w *world.World, dnsAddr, proxyAddr string, idle bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nThe cluster set is up: every cluster joined to the hub %s.\n\n  kubeconfig: %s\n  contexts:\n", w.Clusters[0].Name, w.Kubeconfig)
 	for _, c := range w.Clusters {
@@ -202,6 +256,10 @@ func printPlayground(out io.Writer, w *world.World, dnsAddr string, idle bool) {
 	if !idle {
 		fmt.Fprintf(&b, "  kubectl --context %s -n %s get serviceimports,endpointslices -o wide\n", last, demoNamespace)
 		fmt.Fprintf(&b, "  dig +tcp @%s -p %s %s.%s.svc.clusterset.local\n", host, port, demoApp, demoNamespace)
+		if proxyAddr != "" {
+			fmt.Fprintf(&b, "  curl -H 'Host: %s.%s.svc.clusterset.local:%d' http://%s/   (through causeway-proxy in %s: local endpoints first)\n",
+				demoApp, demoNamespace, world.EchoHTTPPort, proxyAddr, last)
+		}
 		fmt.Fprintf(&b, "\nEvery echo pod is a real process serving HTTP on :%d, gRPC on :%d and TCP on :%d at its pod IP.\n", world.EchoHTTPPort, world.EchoGRPCPort, world.EchoTCPPort)
 	} else {
 		fmt.Fprintf(&b, "  kubectl --context %s get serviceexports,serviceimports -A\n", last)

@@ -84,15 +84,15 @@ func TestDemoPlayground(t *testing.T) {
 	if !checked {
 		t.Fatalf("the demo returned without becoming ready; output:\n%s", out.String())
 	}
-	for _, want := range []string{"kubeconfig: " + kubeconfig, "c1 ", "c2 ", "kubectl --context c1 get nodes", "Press Ctrl-C", "Tearing down"} {
+	for _, want := range []string{"kubeconfig: " + kubeconfig, "c1 ", "c2 ", "kubectl --context c1 get nodes", "curl -H 'Host: echo.demo.svc.clusterset.local:8080' http://127.0.0.1:", "Press Ctrl-C", "Tearing down"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
-	// 2 clusters × 5 control-plane processes + 2 × 2 echo pods + the hub
-	// and 2 agents.
-	if len(pids) != 17 {
-		t.Errorf("demo ran %d processes, want 17", len(pids))
+	// 2 clusters × 5 control-plane processes + 2 × 2 echo pods + the hub,
+	// 2 agents and the proxy.
+	if len(pids) != 18 {
+		t.Errorf("demo ran %d processes, want 18", len(pids))
 	}
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
