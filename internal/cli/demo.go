@@ -218,23 +218,25 @@ func startDemoProxy(ctx context.Context, w *world.World, c *world.Cluster) (stri
 	host := fmt.Sprintf("%s.%s.svc.clusterset.local:%d", demoApp, demoNamespace, world.EchoHTTPPort)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var last error
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+	try := func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+fwd.Addr+"/", nil)
 		if err != nil {
-			return false, err
+			return err
 		}
 		req.Host = host
 		resp, err := hc.Do(req)
 		if err != nil {
-			last = err
-			return false, nil
+			return err
 		}
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			last = fmt.Errorf("status %d", resp.StatusCode)
-			return false, nil
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		return true, nil
+		return nil
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = try(ctx)
+		return last == nil, nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("cluster %s: no answer from %s through causeway-proxy: %w", c.Name, host, errors.Join(last, err))
