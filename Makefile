@@ -25,10 +25,12 @@ help: ## List the targets.
 
 .PHONY: build
 # The data plane is built static (no cgo, pure-Go resolver): no libc in
-# every pod's memory, and it runs on any base image.
+# every pod's memory, and it runs on any base image. grpcnotrace leaves out
+# gRPC's x/net/trace (and with it html/template): 7 MB of binary, 2 MiB of
+# resident memory in every pod.
 build: ## Build every Causeway binary into bin/.
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/causeway-proxy
+	CGO_ENABLED=0 $(GO) build -tags grpcnotrace -o $(BIN)/ ./cmd/causeway-proxy
 
 .PHONY: test-bins
 test-bins: $(TEST_BINS) ## Build the test world's binaries (kube-*, etcd, kwok, fortio) once; rebuilt when a tool module changes.
