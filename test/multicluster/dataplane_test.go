@@ -214,6 +214,52 @@ func TestDataPlaneThroughTheAgent(t *testing.T) {
 		}
 		return err
 	})
+
+	// The agent goes away: the proxy keeps its last configuration and
+	// serves; when the agent is back, the proxy reconnects.
+	cs.Agent("west").Stop()
+	defer func() {
+		if exited, _ := cs.Agent("west").Exited(); exited {
+			_ = cs.StartAgent("west")
+		}
+	}()
+	xdsConnected := func() (bool, error) {
+		resp, err := hc.Get("http://" + adminAddr + "/config_dump")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var dump struct {
+			Client struct {
+				Connected bool `json:"connected"`
+			} `json:"xdsClient"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&dump)
+		return dump.Client.Connected, err
+	}
+	eventually(t, 30*time.Second, "the proxy sees the agent gone", func(context.Context) error {
+		if up, err := xdsConnected(); err != nil || up {
+			return fmt.Errorf("connected %v: %v", up, err)
+		}
+		return nil
+	})
+	for range 20 {
+		if r, err := through(global, "/"); err != nil || r.Cluster != "east" {
+			t.Fatalf("without the agent: %v (served by %s)", err, r.Cluster)
+		}
+	}
+	if err := cs.StartAgent("west"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the proxy reconnects to the agent", func(context.Context) error {
+		if up, err := xdsConnected(); err != nil || !up {
+			return fmt.Errorf("connected %v: %v", up, err)
+		}
+		return nil
+	})
+	if r, err := through(global, "/"); err != nil || r.Cluster != "east" {
+		t.Fatalf("after the agent came back: %v (served by %s)", err, r.Cluster)
+	}
 }
 
 // proxylessWorldClient is a gRPC client whose xDS bootstrap points at an
