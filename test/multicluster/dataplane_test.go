@@ -239,7 +239,7 @@ func TestDataPlaneThroughTheAgent(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "the proxy sees the agent gone", func(context.Context) error {
 		if up, err := xdsConnected(); err != nil || up {
-			return fmt.Errorf("connected %v: %v", up, err)
+			return fmt.Errorf("connected %v: %w", up, err)
 		}
 		return nil
 	})
@@ -253,7 +253,7 @@ func TestDataPlaneThroughTheAgent(t *testing.T) {
 	}
 	eventually(t, 60*time.Second, "the proxy reconnects to the agent", func(context.Context) error {
 		if up, err := xdsConnected(); err != nil || !up {
-			return fmt.Errorf("connected %v: %v", up, err)
+			return fmt.Errorf("connected %v: %w", up, err)
 		}
 		return nil
 	})
