@@ -16,6 +16,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	jwtauthnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -24,6 +26,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/causeway-mesh/causeway/gateway/authz"
+	"github.com/causeway-mesh/causeway/gateway/jwtauthn"
 	"github.com/causeway-mesh/causeway/gateway/lb"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
@@ -40,6 +44,8 @@ type model struct {
 	clusters   map[string]*cluster
 	versions   map[string]string
 	generation uint64
+	// auth holds the JWT authenticators the model uses, by config hash.
+	auth map[string]*jwtauthn.Authenticator
 }
 
 // listener is a compiled Listener.
@@ -64,6 +70,12 @@ type httpManager struct {
 	routeName  string       // RDS
 	inline     *routeConfig // route_config given inline
 	websocket  bool
+	// normalize applies authz.NormalizePath before routing.
+	normalize   bool
+	pathOptions authz.NormalizeOptions
+	// jwt and rbac are the jwt_authn and RBAC HTTP filters, in order.
+	jwt  []*jwtauthn.Authenticator
+	rbac []*authz.Engine
 }
 
 type tcpProxy struct {
@@ -286,7 +298,7 @@ const (
 // compileListener turns a Listener into the engine's form. Listeners
 // without an address (API listeners) are for proxyless clients: the
 // proxy rejects them, as Envoy does.
-func compileListener(l *listenerv3.Listener) (*listener, error) {
+func compileListener(l *listenerv3.Listener, env *compileEnv) (*listener, error) {
 	if l.GetApiListener() != nil {
 		return nil, fmt.Errorf("listener %q: api_listener is for proxyless clients, not a proxy", l.GetName())
 	}
@@ -320,7 +332,7 @@ func compileListener(l *listenerv3.Listener) (*listener, error) {
 		if fc.GetFilterChainMatch() != nil && !isEmptyChainMatch(fc.GetFilterChainMatch()) {
 			continue
 		}
-		chain, err := compileFilters(fc.GetFilters())
+		chain, err := compileFilters(fc.GetFilters(), env)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
 		}
@@ -343,7 +355,7 @@ func isEmptyChainMatch(m *listenerv3.FilterChainMatch) bool {
 		m.GetTransportProtocol() == "" && len(m.GetApplicationProtocols()) == 0 && len(m.GetSourcePrefixRanges()) == 0
 }
 
-func compileFilters(filters []*listenerv3.Filter) (*filterChain, error) {
+func compileFilters(filters []*listenerv3.Filter, env *compileEnv) (*filterChain, error) {
 	if len(filters) != 1 {
 		return nil, fmt.Errorf("a filter chain needs exactly one network filter (http_connection_manager or tcp_proxy), got %d", len(filters))
 	}
@@ -358,7 +370,7 @@ func compileFilters(filters []*listenerv3.Filter) (*filterChain, error) {
 	}
 	switch cfg := msg.(type) {
 	case *hcmv3.HttpConnectionManager:
-		m, err := compileHCM(cfg)
+		m, err := compileHCM(cfg, env)
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
 		}
@@ -387,7 +399,7 @@ func compileFilters(filters []*listenerv3.Filter) (*filterChain, error) {
 	}
 }
 
-func compileHCM(cfg *hcmv3.HttpConnectionManager) (*httpManager, error) {
+func compileHCM(cfg *hcmv3.HttpConnectionManager, env *compileEnv) (*httpManager, error) {
 	m := &httpManager{statPrefix: cfg.GetStatPrefix()}
 	switch {
 	case cfg.GetRds() != nil:
@@ -404,27 +416,62 @@ func compileHCM(cfg *hcmv3.HttpConnectionManager) (*httpManager, error) {
 	default:
 		return nil, fmt.Errorf("http_connection_manager needs rds or route_config")
 	}
+	// Path normalisation (Envoy's normalize_path, merge_slashes and
+	// path_with_escaped_slashes_action) happens before routing and
+	// authorization, so both see the path the endpoint will see.
+	m.normalize = cfg.GetNormalizePath().GetValue() || cfg.GetMergeSlashes()
+	switch cfg.GetPathWithEscapedSlashesAction() {
+	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_REJECT_REQUEST:
+		m.pathOptions.EscapedSlashes = authz.RejectEscapedSlashes
+	case hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
+		m.pathOptions.EscapedSlashes = authz.KeepEscapedSlashes
+	default:
+		return nil, fmt.Errorf("http_connection_manager: path_with_escaped_slashes_action %s is not supported", cfg.GetPathWithEscapedSlashesAction())
+	}
+	if m.pathOptions.EscapedSlashes == authz.RejectEscapedSlashes && cfg.GetPathWithEscapedSlashesAction() == hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		m.normalize = true
+	}
 	sawRouter := false
 	for _, hf := range cfg.GetHttpFilters() {
+		if sawRouter {
+			return nil, fmt.Errorf("http filter %q comes after the router", hf.GetName())
+		}
+		var msg any
 		if tc := hf.GetTypedConfig(); tc != nil {
-			msg, err := anypb.UnmarshalNew(tc, unmarshalOpts)
+			decoded, err := anypb.UnmarshalNew(tc, unmarshalOpts)
 			if err != nil {
 				if hf.GetIsOptional() {
 					continue
 				}
 				return nil, fmt.Errorf("http filter %q: %w", hf.GetName(), err)
 			}
-			if _, ok := msg.(*routerv3.Router); ok {
+			msg = decoded
+		}
+		switch f := msg.(type) {
+		case *routerv3.Router:
+			sawRouter = true
+		case *rbacfilterv3.RBAC:
+			e, err := authz.CompileHTTPFilter(f)
+			if err != nil {
+				return nil, fmt.Errorf("http filter %q: %w", hf.GetName(), err)
+			}
+			if e != nil {
+				m.rbac = append(m.rbac, e)
+			}
+		case *jwtauthnv3.JwtAuthentication:
+			a, err := env.authenticator(f)
+			if err != nil {
+				return nil, fmt.Errorf("http filter %q: %w", hf.GetName(), err)
+			}
+			m.jwt = append(m.jwt, a)
+		default:
+			if hf.GetName() == "envoy.filters.http.router" && msg == nil {
 				sawRouter = true
 				continue
 			}
-		}
-		if hf.GetName() == "envoy.filters.http.router" {
-			sawRouter = true
-			continue
-		}
-		if !hf.GetIsOptional() {
-			return nil, fmt.Errorf("http filter %q is not supported", hf.GetName())
+			if !hf.GetIsOptional() {
+				return nil, fmt.Errorf("http filter %q is not supported", hf.GetName())
+			}
 		}
 	}
 	if !sawRouter && len(cfg.GetHttpFilters()) > 0 {
@@ -436,6 +483,35 @@ func compileHCM(cfg *hcmv3.HttpConnectionManager) (*httpManager, error) {
 		}
 	}
 	return m, nil
+}
+
+// compileEnv carries what compiling shares across updates: JWT
+// authenticators (which own JWKS caches and fetchers) are reused while
+// their configuration does not change.
+type compileEnv struct {
+	prev map[string]*jwtauthn.Authenticator // from the model in force
+	used map[string]*jwtauthn.Authenticator // referenced by the model being built
+	opts jwtauthn.Options
+}
+
+func (env *compileEnv) authenticator(cfg *jwtauthnv3.JwtAuthentication) (*jwtauthn.Authenticator, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	key := string(sum[:])
+	if a := env.used[key]; a != nil {
+		return a, nil
+	}
+	a := env.prev[key]
+	if a == nil {
+		if a, err = jwtauthn.Compile(cfg, env.opts); err != nil {
+			return nil, err
+		}
+	}
+	env.used[key] = a
+	return a, nil
 }
 
 func compileRouteConfig(rc *routev3.RouteConfiguration) (*routeConfig, error) {

@@ -4,15 +4,20 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/causeway-mesh/causeway/gateway/authz"
+	"github.com/causeway-mesh/causeway/gateway/jwtauthn"
 	"github.com/causeway-mesh/causeway/gateway/lb"
 )
 
@@ -56,6 +61,65 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.localReply(w, r, http.StatusNotFound, "listener has no HTTP configuration", "-")
 		return
 	}
+	// An identity a client claims in a header is never trusted: the proxy
+	// learns identities from certificates only.
+	r.Header.Del("X-Forwarded-Client-Cert")
+	path := rawPath(r)
+	if hm.normalize {
+		target := r.RequestURI
+		if !strings.HasPrefix(target, "/") && target != "*" {
+			target = r.URL.EscapedPath() // absolute-form: the path part
+		}
+		np, err := authz.NormalizePath(target, hm.pathOptions)
+		if err != nil {
+			p.metrics.badRequests.WithLabelValues("path").Inc()
+			p.localReply(w, r, http.StatusBadRequest, "invalid path", "-")
+			return
+		}
+		if np != path {
+			// What Envoy does to :path: every filter, the route and the
+			// endpoint see the normalised path.
+			path = np
+			if unescaped, err := url.PathUnescape(np); err == nil {
+				r.URL.Path, r.URL.RawPath = unescaped, np
+			}
+			r.RequestURI = np
+			if r.URL.RawQuery != "" {
+				r.RequestURI += "?" + r.URL.RawQuery
+			}
+		}
+	}
+	var jwtMeta map[string]any
+	for _, a := range hm.jwt {
+		res, err := a.Authenticate(r)
+		if err != nil {
+			p.metrics.denied.WithLabelValues("jwt").Inc()
+			var je *jwtauthn.Error
+			if errors.As(err, &je) {
+				je.WriteResponse(w)
+			} else {
+				p.localReply(w, r, http.StatusUnauthorized, "Jwt verification fails", "-")
+			}
+			return
+		}
+		res.Apply(r)
+		for k, v := range res.Metadata {
+			if jwtMeta == nil {
+				jwtMeta = map[string]any{}
+			}
+			jwtMeta[k] = v
+		}
+	}
+	if len(hm.rbac) > 0 {
+		areq := authzRequest(r, info, path, jwtMeta)
+		for _, e := range hm.rbac {
+			if ok, _ := e.Allowed(areq); !ok {
+				p.metrics.denied.WithLabelValues("rbac").Inc()
+				p.localReply(w, r, http.StatusForbidden, "RBAC: access denied", "-")
+				return
+			}
+		}
+	}
 	rc := hm.inline
 	if rc == nil {
 		rc = m.routes[hm.routeName]
@@ -69,7 +133,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.localReply(w, r, http.StatusNotFound, "no virtual host for "+r.Host, "-")
 		return
 	}
-	rt := vh.match(r)
+	rt := vh.matchPath(r, path)
 	if rt == nil {
 		p.localReply(w, r, http.StatusNotFound, "no route matched", "-")
 		return
@@ -383,8 +447,8 @@ func (rc *routeConfig) findOne(host string) *virtualHost {
 	return nil
 }
 
-// match returns the first route that matches r.
-func (v *virtualHost) match(r *http.Request) *route {
+// rawPath is the path of r's request target as received, without query.
+func rawPath(r *http.Request) string {
 	path := r.RequestURI
 	if !strings.HasPrefix(path, "/") {
 		path = r.URL.EscapedPath()
@@ -392,6 +456,15 @@ func (v *virtualHost) match(r *http.Request) *route {
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
+	return path
+}
+
+// match returns the first route that matches r, by its raw path.
+func (v *virtualHost) match(r *http.Request) *route { return v.matchPath(r, rawPath(r)) }
+
+// matchPath returns the first route that matches r with path (raw or
+// normalised, without query).
+func (v *virtualHost) matchPath(r *http.Request, path string) *route {
 	var query url.Values
 	for _, rt := range v.routes {
 		if !rt.matchPath(path) {
@@ -480,3 +553,38 @@ func (rt *route) matchQuery(q url.Values) bool {
 }
 
 func canonical(name string) string { return http.CanonicalHeaderKey(name) }
+
+// authzRequest describes r for the RBAC engines. The peer identity comes
+// only from a client certificate that the listener's TLS context verified.
+func authzRequest(r *http.Request, info *connInfo, path string, jwtMeta map[string]any) *authz.Request {
+	areq := &authz.Request{
+		Method: r.Method, Path: path, Query: r.URL.RawQuery, Host: r.Host, Header: r.Header,
+		SourceIP: info.source.Addr(), JWTMetadata: jwtMeta,
+	}
+	dst := info.origDst
+	if !dst.IsValid() {
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+				dst = ap
+			}
+		}
+	}
+	areq.DestinationIP, areq.DestinationPort = dst.Addr().Unmap(), dst.Port()
+	cs := r.TLS
+	if cs == nil {
+		cs = info.tls
+	}
+	if cs != nil {
+		areq.TLS, areq.ServerName = true, cs.ServerName
+		if len(cs.VerifiedChains) > 0 && len(cs.PeerCertificates) > 0 {
+			leaf := cs.PeerCertificates[0]
+			for _, u := range leaf.URIs {
+				areq.PeerPrincipal = u.String()
+				break
+			}
+			areq.PeerDNSSANs = leaf.DNSNames
+			areq.PeerSubject = leaf.Subject.String()
+		}
+	}
+	return areq
+}

@@ -30,6 +30,9 @@ type connInfo struct {
 	// origDst is the original destination of a redirected connection.
 	origDst netip.AddrPort
 	source  netip.AddrPort
+	// tls is the state of a connection the listener's TLS context
+	// terminated (nil for plaintext).
+	tls *tls.ConnectionState
 }
 
 type connInfoKey struct{}
@@ -118,7 +121,9 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 		if !ok {
 			return
 		}
-		if ch.http != nil && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		cs := tc.ConnectionState()
+		info.tls = &cs
+		if ch.http != nil && cs.NegotiatedProtocol == "h2" {
 			p.serveH2(tc, info)
 			return
 		}

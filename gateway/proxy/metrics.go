@@ -24,6 +24,7 @@ type metrics struct {
 	tcpBytes      *prometheus.CounterVec
 	connRejected  *prometheus.CounterVec
 	badRequests   *prometheus.CounterVec
+	denied        *prometheus.CounterVec
 
 	byCluster sync.Map // cluster name → *clusterSeries
 }
@@ -64,13 +65,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		connRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_proxy_connections_rejected_total", Help: "Downstream connections closed at once, by reason.",
 		}, []string{"reason"}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_proxy_requests_denied_total", Help: "Requests refused by authentication (jwt) or authorization (rbac).",
+		}, []string{"filter"}),
 		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_proxy_bad_requests_total", Help: "HTTP/1 requests rejected for ambiguous or invalid framing, by reason.",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.localReplies, m.retries, m.retryOverflow, m.overflow,
-			m.mirrored, m.mirrorDropped, m.tcpConns, m.tcpBytes, m.connRejected, m.badRequests)
+			m.mirrored, m.mirrorDropped, m.tcpConns, m.tcpBytes, m.connRejected, m.badRequests, m.denied)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/causeway-mesh/causeway/gateway/jwtauthn"
 	"github.com/causeway-mesh/causeway/gateway/lb"
 )
 
@@ -38,7 +40,9 @@ type Store struct {
 	versions  map[string]string
 
 	current atomic.Pointer[model]
-	gen     uint64
+	// jwtOptions configure the JWT authenticators (JWKS fetching).
+	jwtOptions jwtauthn.Options
+	gen        uint64
 	// onUpdate, if set, is called (without the lock) after each new model.
 	onUpdate func()
 }
@@ -196,9 +200,32 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 		clusters:   map[string]*cluster{},
 		generation: s.gen,
 	}
+	env := &compileEnv{used: map[string]*jwtauthn.Authenticator{}, opts: s.jwtOptions}
+	if prev != nil {
+		env.prev = prev.auth
+	}
+	m.auth = env.used
 	var errs []error
+	defer func() {
+		// Authenticators made for a model that is not published are
+		// closed at once; those the new model no longer uses, after the
+		// requests that still hold the old model are done.
+		published := len(errs) == 0
+		for key, a := range env.used {
+			if !published && env.prev[key] == nil {
+				a.Close()
+			}
+		}
+		if published {
+			for key, a := range env.prev {
+				if env.used[key] == nil {
+					time.AfterFunc(authenticatorGrace, a.Close)
+				}
+			}
+		}
+	}()
 	for name, l := range listeners {
-		cl, err := compileListener(l)
+		cl, err := compileListener(l, env)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -260,3 +287,7 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 	}
 	return m, nil
 }
+
+// authenticatorGrace is how long a JWT authenticator the configuration
+// dropped keeps working for requests that started before the change.
+const authenticatorGrace = time.Minute
