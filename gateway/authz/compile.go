@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -14,11 +13,9 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-)
 
-// maxRegexLen bounds a regular expression, as the proxy's route matching
-// does; Go's regexp runs in linear time, so size is the only cost.
-const maxRegexLen = 1024
+	"github.com/causeway-mesh/causeway/gateway/match"
+)
 
 // CompileHTTPFilter compiles the configuration of Envoy's RBAC HTTP filter
 // (envoy.filters.http.rbac). Its rules are compiled with Compile; absent
@@ -141,7 +138,7 @@ func compilePermission(p *rbacv3.Permission) (matcher, error) {
 		m, err := compileSourcedMetadata(r.SourcedMetadata)
 		return leaf("sourced_metadata", m, err)
 	case *rbacv3.Permission_RequestedServerName:
-		s, err := compileString(r.RequestedServerName)
+		s, err := match.CompileString(r.RequestedServerName)
 		if err != nil {
 			return nil, fmt.Errorf("requested_server_name: %w", err)
 		}
@@ -191,7 +188,7 @@ func compilePrincipal(p *rbacv3.Principal) (matcher, error) {
 	case *rbacv3.Principal_Authenticated_:
 		m := &authenticatedMatcher{}
 		if pn := id.Authenticated.GetPrincipalName(); pn != nil {
-			s, err := compileString(pn)
+			s, err := match.CompileString(pn)
 			if err != nil {
 				return nil, fmt.Errorf("authenticated.principal_name: %w", err)
 			}
@@ -253,57 +250,10 @@ func leaf(field string, m matcher, err error) (matcher, error) {
 	return m, nil
 }
 
-func compileString(s *matcherv3.StringMatcher) (stringMatcher, error) {
-	m := stringMatcher{fold: s.GetIgnoreCase()}
-	switch p := s.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		m.kind, m.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		m.kind, m.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		m.kind, m.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		m.kind, m.value = strContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := compileRegex(p.SafeRegex)
-		if err != nil {
-			return m, err
-		}
-		m.kind, m.re, m.fold = strRegex, re, false // ignore_case has no effect on safe_regex
-	case *matcherv3.StringMatcher_Custom:
-		return m, fmt.Errorf("string matcher custom (%s): %w", p.Custom.GetTypedConfig().GetTypeUrl(), ErrUnsupported)
-	case nil:
-		return m, errors.New("string matcher without a pattern")
-	default:
-		return m, fmt.Errorf("string matcher %T: %w", p, ErrUnsupported)
-	}
-	if m.fold {
-		m.value = asciiLower(m.value)
-	}
-	return m, nil
-}
-
-// compileRegex compiles an RE2 expression with Go's regexp (RE2 syntax)
-// to match whole strings, as Envoy's safe_regex does.
-func compileRegex(r *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
-	expr := r.GetRegex()
-	if expr == "" {
-		return nil, errors.New("empty regex")
-	}
-	if len(expr) > maxRegexLen {
-		return nil, fmt.Errorf("regex is longer than %d bytes", maxRegexLen)
-	}
-	re, err := regexp.Compile("^(?:" + expr + ")$")
-	if err != nil {
-		return nil, fmt.Errorf("regex: %w", err)
-	}
-	return re, nil
-}
-
 func compilePath(p *matcherv3.PathMatcher) (*pathMatcher, error) {
 	switch r := p.GetRule().(type) {
 	case *matcherv3.PathMatcher_Path:
-		s, err := compileString(r.Path)
+		s, err := match.CompileString(r.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -355,26 +305,15 @@ func compileHeader(h *routev3.HeaderMatcher) (*headerMatcher, error) {
 	default:
 		m.key = http.CanonicalHeaderKey(name)
 	}
-	var err error
+	s, ok, err := match.HeaderValue(h)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		m.kind, m.s = hdrString, s
+		return m, nil
+	}
 	switch s := h.GetHeaderMatchSpecifier().(type) {
-	case *routev3.HeaderMatcher_StringMatch:
-		m.kind = hdrString
-		m.s, err = compileString(s.StringMatch)
-	case *routev3.HeaderMatcher_ExactMatch:
-		m.kind, m.s = hdrString, stringMatcher{kind: strExact, value: s.ExactMatch} //nolint:staticcheck // deprecated exact_match is still sent by control planes
-		if s.ExactMatch == "" {                                                     //nolint:staticcheck // as above
-			m.kind = hdrAnyValue // Envoy: an empty exact_match matches any value
-		}
-	case *routev3.HeaderMatcher_PrefixMatch:
-		m.kind, m.s = hdrString, stringMatcher{kind: strPrefix, value: s.PrefixMatch} //nolint:staticcheck // deprecated prefix_match is still sent by control planes
-	case *routev3.HeaderMatcher_SuffixMatch:
-		m.kind, m.s = hdrString, stringMatcher{kind: strSuffix, value: s.SuffixMatch} //nolint:staticcheck // deprecated suffix_match is still sent by control planes
-	case *routev3.HeaderMatcher_ContainsMatch:
-		m.kind, m.s = hdrString, stringMatcher{kind: strContains, value: s.ContainsMatch} //nolint:staticcheck // deprecated contains_match is still sent by control planes
-	case *routev3.HeaderMatcher_SafeRegexMatch:
-		m.kind = hdrString
-		m.s.kind = strRegex
-		m.s.re, err = compileRegex(s.SafeRegexMatch) //nolint:staticcheck // deprecated safe_regex_match is still sent by control planes
 	case *routev3.HeaderMatcher_RangeMatch:
 		m.kind, m.start, m.end = hdrRange, s.RangeMatch.GetStart(), s.RangeMatch.GetEnd()
 	case *routev3.HeaderMatcher_PresentMatch:
@@ -383,9 +322,6 @@ func compileHeader(h *routev3.HeaderMatcher) (*headerMatcher, error) {
 		m.kind, m.present = hdrPresent, true // Envoy's default: present_match
 	default:
 		return nil, fmt.Errorf("header matcher %T: %w", s, ErrUnsupported)
-	}
-	if err != nil {
-		return nil, err
 	}
 	return m, nil
 }
@@ -439,7 +375,7 @@ func compileValue(v *matcherv3.ValueMatcher) (*valueMatcher, error) {
 			return nil, errors.New("double_match without a pattern")
 		}
 	case *matcherv3.ValueMatcher_StringMatch:
-		s, err := compileString(p.StringMatch)
+		s, err := match.CompileString(p.StringMatch)
 		if err != nil {
 			return nil, fmt.Errorf("string_match: %w", err)
 		}

@@ -74,8 +74,11 @@
 // build ":path" with a query for a header matcher that asks for them.
 // Regular expressions are Go's regexp, which accepts RE2 syntax and runs
 // in linear time; they are anchored at both ends, as safe_regex matches
-// whole strings, and limited to 1024 bytes like the proxy's route regexes
-// (Envoy limits program size instead).
+// whole strings, and limited to 1024 bytes (Envoy limits program size
+// instead). String matchers are gateway/match's, shared with the proxy's
+// routes and jwt_authn's rules; header matchers stay here, as they read a
+// Request rather than an *http.Request and fail on a missing header even
+// when inverted.
 //
 // Rule kinds and what they read:
 //

@@ -1,11 +1,12 @@
 package authz
 
 import (
-	"errors"
 	"net/http"
 	"net/netip"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+
+	"github.com/causeway-mesh/causeway/gateway/match"
 )
 
 // JWTAuthnFilter is the dynamic metadata namespace of Envoy's JWT
@@ -15,7 +16,9 @@ const JWTAuthnFilter = "envoy.filters.http.jwt_authn"
 // ErrUnsupported is wrapped by Compile's error for a rule, matcher or
 // option the engine does not implement. Such a configuration is refused
 // as a whole: the engine never guesses whether an unknown rule matches.
-var ErrUnsupported = errors.New("unsupported")
+// It is match.ErrUnsupported, so that refusals from the shared string
+// matcher compiler are recognised too.
+var ErrUnsupported = match.ErrUnsupported
 
 // Request is what an Engine decides about: one HTTP request and the
 // connection it came on. The engine only reads it; it must not change

@@ -3,8 +3,9 @@ package authz
 import (
 	"encoding/json"
 	"net/netip"
-	"regexp"
 	"strings"
+
+	"github.com/causeway-mesh/causeway/gateway/match"
 )
 
 // matcher is one compiled permission or principal rule. match must not
@@ -80,7 +81,7 @@ func (m ipMatcher) match(r *Request) bool {
 }
 
 // url_path: the path without query.
-type pathMatcher struct{ s stringMatcher }
+type pathMatcher struct{ s match.String }
 
 func (m *pathMatcher) match(r *Request) bool {
 	p := r.Path
@@ -93,17 +94,17 @@ func (m *pathMatcher) match(r *Request) bool {
 			break
 		}
 	}
-	return m.s.match(p)
+	return m.s.Match(p)
 }
 
 // requested_server_name: "" when there is no SNI, as in Envoy.
-type serverNameMatcher struct{ s stringMatcher }
+type serverNameMatcher struct{ s match.String }
 
-func (m *serverNameMatcher) match(r *Request) bool { return m.s.match(r.ServerName) }
+func (m *serverNameMatcher) match(r *Request) bool { return m.s.Match(r.ServerName) }
 
 // authenticated: URI SAN, then DNS SANs, then the subject.
 type authenticatedMatcher struct {
-	name *stringMatcher // nil: any TLS peer
+	name *match.String // nil: any TLS peer
 }
 
 func (m *authenticatedMatcher) match(r *Request) bool {
@@ -113,95 +114,20 @@ func (m *authenticatedMatcher) match(r *Request) bool {
 	if m.name == nil {
 		return true
 	}
-	if r.PeerPrincipal != "" && m.name.match(r.PeerPrincipal) {
+	if r.PeerPrincipal != "" && m.name.Match(r.PeerPrincipal) {
 		return true
 	}
 	for _, dns := range r.PeerDNSSANs {
-		if m.name.match(dns) {
+		if m.name.Match(dns) {
 			return true
 		}
 	}
-	return m.name.match(r.PeerSubject)
-}
-
-// String matchers (envoy.type.matcher.v3.StringMatcher).
-const (
-	strExact = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-type stringMatcher struct {
-	kind  uint8
-	fold  bool           // ignore_case: ASCII only, as Envoy's absl helpers
-	value string         // lower-cased when fold
-	re    *regexp.Regexp // anchored at both ends
-}
-
-func (m *stringMatcher) match(s string) bool {
-	switch m.kind {
-	case strExact:
-		if m.fold {
-			return len(s) == len(m.value) && equalFoldLower(s, m.value)
-		}
-		return s == m.value
-	case strPrefix:
-		if m.fold {
-			return len(s) >= len(m.value) && equalFoldLower(s[:len(m.value)], m.value)
-		}
-		return strings.HasPrefix(s, m.value)
-	case strSuffix:
-		if m.fold {
-			return len(s) >= len(m.value) && equalFoldLower(s[len(s)-len(m.value):], m.value)
-		}
-		return strings.HasSuffix(s, m.value)
-	case strContains:
-		if m.fold {
-			for i := 0; i+len(m.value) <= len(s); i++ {
-				if equalFoldLower(s[i:i+len(m.value)], m.value) {
-					return true
-				}
-			}
-			return false
-		}
-		return strings.Contains(s, m.value)
-	case strRegex:
-		return m.re.MatchString(s)
-	}
-	return false
-}
-
-// equalFoldLower compares s with lower, of the same length and already in
-// lower case, folding ASCII letters only (strings.EqualFold would also
-// fold Unicode, which Envoy does not).
-func equalFoldLower(s, lower string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == lower[i] || 'A' <= c && c <= 'Z' && c+'a'-'A' == lower[i] {
-			continue
-		}
-		return false
-	}
-	return true
-}
-
-// asciiLower lower-cases ASCII letters only.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return m.name.Match(r.PeerSubject)
 }
 
 // Header matchers (envoy.config.route.v3.HeaderMatcher).
 const (
-	hdrString   = iota // stringMatcher
-	hdrAnyValue        // deprecated exact_match "": any value
+	hdrString = iota // match.String (an empty deprecated exact_match matches any value)
 	hdrPresent
 	hdrRange
 )
@@ -217,7 +143,7 @@ type headerMatcher struct {
 	key            string // canonical header key, when pseudo is pseudoNone
 	pseudo         uint8
 	kind           uint8
-	s              stringMatcher
+	s              match.String
 	present        bool
 	start, end     int64 // range_match [start, end)
 	invert         bool
@@ -267,9 +193,7 @@ func (m *headerMatcher) match(r *Request) bool {
 	var matched bool
 	switch m.kind {
 	case hdrString:
-		matched = m.s.match(v)
-	case hdrAnyValue:
-		matched = true
+		matched = m.s.Match(v)
 	case hdrRange:
 		n, ok := parseInt64(v)
 		matched = ok && m.start <= n && n < m.end
@@ -348,7 +272,7 @@ const (
 type valueMatcher struct {
 	kind       uint8
 	b          bool // bool_match, present_match
-	s          stringMatcher
+	s          match.String
 	exact      float64
 	start, end float64
 	isRange    bool
@@ -376,7 +300,7 @@ func (m *valueMatcher) match(v any, set bool) bool {
 		return f == m.exact
 	case valString:
 		s, ok := v.(string)
-		return ok && m.s.match(s)
+		return ok && m.s.Match(s)
 	case valBool:
 		b, ok := v.(bool)
 		return ok && b == m.b
@@ -413,7 +337,7 @@ func (m *valueMatcher) match(v any, set bool) bool {
 func (m *valueMatcher) matchString(s string) bool {
 	switch m.kind {
 	case valString:
-		return m.s.match(s)
+		return m.s.Match(s)
 	case valPresent:
 		return m.b
 	case valOr:

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/causeway-mesh/causeway/gateway/match"
 )
 
 // MetadataNamespace is the dynamic metadata namespace that RBAC metadata
@@ -230,9 +232,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (Result, error) {
 		return res, nil
 	}
 	rq := &request{ctx: r.Context(), r: r, now: a.now()}
-	path := requestPath(r)
+	path := match.RawPath(r)
 	for i := range a.rules {
-		if a.rules[i].match.matches(r, path, rq.queryValues) {
+		if a.rules[i].match.MatchQuery(r, path, rq.queryValues) {
 			return a.run(rq, a.rules[i].req, res)
 		}
 	}
@@ -351,7 +353,7 @@ func realm(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	s := scheme + "://" + r.Host + requestPath(r)
+	s := scheme + "://" + r.Host + match.RawPath(r)
 	return strings.Map(func(c rune) rune {
 		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
 			return -1

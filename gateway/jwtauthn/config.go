@@ -33,6 +33,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	jwtauthnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/causeway-mesh/causeway/gateway/match"
 )
 
 // Defaults taken from the JwtAuthentication API documentation.
@@ -191,7 +193,7 @@ func compileProvider(base context.Context, name string, pc *jwtauthnv3.JwtProvid
 		}
 	}
 	if sm := pc.GetSubjects(); sm != nil {
-		m, err := compileStringMatch(sm)
+		m, err := match.CompileString(sm)
 		if err != nil {
 			return nil, fmt.Errorf("subjects: %w", err)
 		}
@@ -449,7 +451,7 @@ func isLoopback(host string) bool {
 }
 
 func (a *Authenticator) compileRule(r *jwtauthnv3.RequirementRule) (rule, error) {
-	m, err := compileRouteMatch(r.GetMatch())
+	m, err := match.CompileRoute(r.GetMatch())
 	if err != nil {
 		return rule{}, fmt.Errorf("match: %w", err)
 	}

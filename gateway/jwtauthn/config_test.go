@@ -155,7 +155,7 @@ func TestCompileRefuses(t *testing.T) {
 			mod: provider(func(p *jwtauthnv3.JwtProvider) {
 				p.Subjects = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Custom{Custom: &xdscorev3.TypedExtensionConfig{Name: "x", TypedConfig: mustAny(t)}}}
 			}),
-			want: "subjects: custom string matcher",
+			want: "subjects: string matcher custom",
 		},
 		"claim_name and claim_path": {
 			mod: provider(func(p *jwtauthnv3.JwtProvider) {

@@ -48,7 +48,8 @@ limitations under the License.
 // or safe_regex (RE2, full match), case_sensitive, headers (string_match,
 // the deprecated exact/prefix/suffix/contains/safe_regex forms,
 // present_match, invert_match, treat_missing_header_as_empty, pseudo
-// headers :method, :authority, :path, :scheme) and query_parameters.
+// headers :method, :authority, :path, :scheme) and query_parameters,
+// compiled by gateway/match, as the proxy's routes are.
 // Requirements: provider_name, provider_and_audiences, requires_any,
 // requires_all, allow_missing, allow_missing_or_failed, requirement_name
 // with requirement_map. Also bypass_cors_preflight, strip_failure_response

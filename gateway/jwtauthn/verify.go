@@ -28,6 +28,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/causeway-mesh/causeway/gateway/match"
 )
 
 // maxTokenBytes bounds a token. Request heads are bounded by the proxy
@@ -39,7 +41,7 @@ type provider struct {
 	name            string
 	issuer          string // "" accepts any iss (but see allow_missing)
 	audiences       []string
-	subjects        *stringMatch
+	subjects        *match.String
 	requireExp      bool
 	maxLifetime     time.Duration
 	skew            time.Duration
@@ -87,7 +89,7 @@ type anyLocation struct {
 }
 
 type rule struct {
-	match routeMatch
+	match match.Route
 	req   *requirement // nil: no verification
 }
 
@@ -463,7 +465,7 @@ func (rq *request) checkClaims(p *provider, c *jwt.Claims, auds []string) error 
 	if p.maxLifetime > 0 && c.Expiry.Time().Sub(rq.now) > p.maxLifetime {
 		return fmt.Errorf("%w: expires at %s", ErrLifetime, c.Expiry.Time().UTC().Format(time.RFC3339))
 	}
-	if p.subjects != nil && !p.subjects.matches(c.Subject) {
+	if p.subjects != nil && !p.subjects.Match(c.Subject) {
 		return fmt.Errorf("%w: %q", ErrSubject, c.Subject)
 	}
 	return nil

@@ -22,13 +22,13 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/causeway-mesh/causeway/gateway/authz"
 	"github.com/causeway-mesh/causeway/gateway/jwtauthn"
 	"github.com/causeway-mesh/causeway/gateway/lb"
+	"github.com/causeway-mesh/causeway/gateway/match"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
@@ -112,23 +112,9 @@ type virtualHost struct {
 	respDel []string
 }
 
-type pathKind int
-
-const (
-	pathPrefix pathKind = iota
-	pathExact
-	pathRegex
-	pathSeparatedPrefix
-)
-
 type route struct {
-	name          string
-	pathKind      pathKind
-	path          string
-	pathRe        *regexp.Regexp
-	caseSensitive bool
-	headers       []headerMatcher
-	query         []queryMatcher
+	name  string
+	match match.Route
 
 	// action: exactly one of clusters, direct or redirect.
 	clusters      []weightedCluster
@@ -182,27 +168,6 @@ type headerOp struct {
 	append bool
 	// ifAbsent adds only when the header is missing.
 	ifAbsent bool
-}
-
-type stringMatch struct {
-	exact, prefix, suffix, contains string
-	kind                            int // 0 exact 1 prefix 2 suffix 3 contains 4 regex 5 present
-	re                              *regexp.Regexp
-	ignoreCase                      bool
-}
-
-type headerMatcher struct {
-	name   string // canonical, or ":method", ":path", ":authority"
-	match  stringMatch
-	invert bool
-	// present: match on presence only.
-	present, presentValue bool
-}
-
-type queryMatcher struct {
-	name    string
-	match   stringMatch
-	present bool
 }
 
 type hashPolicy struct {
@@ -585,57 +550,11 @@ func compileVirtualHost(vh *routev3.VirtualHost) (*virtualHost, error) {
 }
 
 func compileRoute(r *routev3.Route) (*route, error) {
-	m := r.GetMatch()
-	out := &route{name: r.GetName(), caseSensitive: m.GetCaseSensitive() == nil || m.GetCaseSensitive().GetValue()}
-	switch ps := m.GetPathSpecifier().(type) {
-	case *routev3.RouteMatch_Prefix:
-		out.pathKind, out.path = pathPrefix, ps.Prefix
-	case *routev3.RouteMatch_Path:
-		out.pathKind, out.path = pathExact, ps.Path
-	case *routev3.RouteMatch_PathSeparatedPrefix:
-		out.pathKind, out.path = pathSeparatedPrefix, ps.PathSeparatedPrefix
-	case *routev3.RouteMatch_SafeRegex:
-		re, err := compileRegex(ps.SafeRegex.GetRegex(), true)
-		if err != nil {
-			return nil, err
-		}
-		out.pathKind, out.pathRe = pathRegex, re
-	default:
-		return nil, fmt.Errorf("path match %T is not supported", ps)
+	m, err := match.CompileRoute(r.GetMatch())
+	if err != nil {
+		return nil, fmt.Errorf("match: %w", err)
 	}
-	if !out.caseSensitive && out.pathKind != pathRegex {
-		out.path = strings.ToLower(out.path)
-	}
-	if m.GetRuntimeFraction() != nil || len(m.GetDynamicMetadata()) > 0 || m.GetTlsContext() != nil || len(m.GetCookies()) > 0 {
-		return nil, fmt.Errorf("match fields runtime_fraction, dynamic_metadata, tls_context and cookies are not supported")
-	}
-	for _, h := range m.GetHeaders() {
-		hm, err := compileHeaderMatcher(h)
-		if err != nil {
-			return nil, err
-		}
-		out.headers = append(out.headers, hm)
-	}
-	for _, q := range m.GetQueryParameters() {
-		qm := queryMatcher{name: q.GetName()}
-		switch s := q.GetQueryParameterMatchSpecifier().(type) {
-		case *routev3.QueryParameterMatcher_StringMatch:
-			sm, err := compileStringMatch(s.StringMatch)
-			if err != nil {
-				return nil, fmt.Errorf("query parameter %q: %w", q.GetName(), err)
-			}
-			qm.match = sm
-		case *routev3.QueryParameterMatcher_PresentMatch:
-			qm.present = s.PresentMatch
-			if !qm.present {
-				return nil, fmt.Errorf("query parameter %q: present_match false is not supported", q.GetName())
-			}
-		default:
-			return nil, fmt.Errorf("query parameter %q: needs string_match or present_match", q.GetName())
-		}
-		out.queryAppend(qm)
-	}
-	var err error
+	out := &route{name: r.GetName(), match: m}
 	if out.reqAdd, err = compileHeaderOps(r.GetRequestHeadersToAdd()); err != nil {
 		return nil, err
 	}
@@ -693,8 +612,6 @@ func compileRoute(r *routev3.Route) (*route, error) {
 	}
 	return out, nil
 }
-
-func (r *route) queryAppend(q queryMatcher) { r.query = append(r.query, q) }
 
 func (r *route) compileAction(a *routev3.RouteAction) error {
 	switch cs := a.GetClusterSpecifier().(type) {
@@ -781,7 +698,7 @@ func (r *route) compileAction(a *routev3.RouteAction) error {
 	}
 	r.prefixRewrite = a.GetPrefixRewrite()
 	if rr := a.GetRegexRewrite(); rr != nil {
-		re, err := compileRegex(rr.GetPattern().GetRegex(), false)
+		re, err := compileRewriteRegex(rr.GetPattern().GetRegex())
 		if err != nil {
 			return fmt.Errorf("regex_rewrite: %w", err)
 		}
@@ -881,103 +798,17 @@ func compileHeaderOps(in []*corev3.HeaderValueOption) ([]headerOp, error) {
 	return out, nil
 }
 
-func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
-	hm := headerMatcher{name: h.GetName(), invert: h.GetInvertMatch()}
-	if !strings.HasPrefix(hm.name, ":") {
-		hm.name = canonical(hm.name)
-	}
-	switch s := h.GetHeaderMatchSpecifier().(type) {
-	case *routev3.HeaderMatcher_StringMatch:
-		sm, err := compileStringMatch(s.StringMatch)
-		if err != nil {
-			return hm, fmt.Errorf("header %q: %w", h.GetName(), err)
-		}
-		hm.match = sm
-	// The deprecated matchers below are still sent by control planes; they
-	// behave like the corresponding string_match.
-	case *routev3.HeaderMatcher_ExactMatch:
-		hm.match = stringMatch{kind: 0, exact: s.ExactMatch} //nolint:staticcheck // deprecated exact_match is still sent by control planes
-	case *routev3.HeaderMatcher_PrefixMatch:
-		hm.match = stringMatch{kind: 1, prefix: s.PrefixMatch} //nolint:staticcheck // deprecated prefix_match is still sent by control planes
-	case *routev3.HeaderMatcher_SuffixMatch:
-		hm.match = stringMatch{kind: 2, suffix: s.SuffixMatch} //nolint:staticcheck // deprecated suffix_match is still sent by control planes
-	case *routev3.HeaderMatcher_ContainsMatch:
-		hm.match = stringMatch{kind: 3, contains: s.ContainsMatch} //nolint:staticcheck // deprecated contains_match is still sent by control planes
-	case *routev3.HeaderMatcher_SafeRegexMatch:
-		re, err := compileRegex(s.SafeRegexMatch.GetRegex(), true) //nolint:staticcheck // deprecated safe_regex_match is still sent by control planes
-		if err != nil {
-			return hm, fmt.Errorf("header %q: %w", h.GetName(), err)
-		}
-		hm.match = stringMatch{kind: 4, re: re}
-	case *routev3.HeaderMatcher_PresentMatch:
-		hm.present, hm.presentValue = true, s.PresentMatch
-	case nil:
-		hm.present, hm.presentValue = true, true
-	default:
-		return hm, fmt.Errorf("header %q: match %T is not supported", h.GetName(), s)
-	}
-	return hm, nil
-}
-
-func compileStringMatch(m *matcherv3.StringMatcher) (stringMatch, error) {
-	sm := stringMatch{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		sm.kind, sm.exact = 0, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		sm.kind, sm.prefix = 1, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		sm.kind, sm.suffix = 2, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		sm.kind, sm.contains = 3, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := compileRegex(p.SafeRegex.GetRegex(), true)
-		if err != nil {
-			return sm, err
-		}
-		sm.kind, sm.re = 4, re
-	default:
-		return sm, fmt.Errorf("string match %T is not supported", p)
-	}
-	if sm.ignoreCase {
-		sm.exact, sm.prefix, sm.suffix, sm.contains = strings.ToLower(sm.exact), strings.ToLower(sm.prefix), strings.ToLower(sm.suffix), strings.ToLower(sm.contains)
-	}
-	return sm, nil
-}
-
-// compileRegex compiles an RE2 expression (Envoy's google_re2 dialect,
-// which Go's regexp implements) for a full match.
-func compileRegex(expr string, full bool) (*regexp.Regexp, error) {
-	if len(expr) > 1024 {
-		return nil, fmt.Errorf("regex is longer than 1024 bytes")
-	}
-	if full {
-		expr = "^(?:" + expr + ")$"
+// compileRewriteRegex compiles the pattern of a regex_rewrite, which
+// matches anywhere in the path (unlike safe_regex matchers).
+func compileRewriteRegex(expr string) (*regexp.Regexp, error) {
+	if len(expr) > match.MaxRegexLen {
+		return nil, fmt.Errorf("regex is longer than %d bytes", match.MaxRegexLen)
 	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return nil, fmt.Errorf("regex: %w", err)
 	}
 	return re, nil
-}
-
-func (s *stringMatch) matches(v string) bool {
-	if s.ignoreCase && s.kind != 4 {
-		v = strings.ToLower(v)
-	}
-	switch s.kind {
-	case 0:
-		return v == s.exact
-	case 1:
-		return strings.HasPrefix(v, s.prefix)
-	case 2:
-		return strings.HasSuffix(v, s.suffix)
-	case 3:
-		return strings.Contains(v, s.contains)
-	case 4:
-		return s.re.MatchString(v)
-	}
-	return false
 }
 
 func canonicalAll(names []string) []string {

@@ -19,6 +19,7 @@ import (
 	"github.com/causeway-mesh/causeway/gateway/authz"
 	"github.com/causeway-mesh/causeway/gateway/jwtauthn"
 	"github.com/causeway-mesh/causeway/gateway/lb"
+	"github.com/causeway-mesh/causeway/gateway/match"
 )
 
 // request is the per-request state the round tripper needs.
@@ -64,7 +65,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// An identity a client claims in a header is never trusted: the proxy
 	// learns identities from certificates only.
 	r.Header.Del("X-Forwarded-Client-Cert")
-	path := rawPath(r)
+	path := match.RawPath(r)
 	if hm.normalize {
 		target := r.RequestURI
 		if !strings.HasPrefix(target, "/") && target != "*" {
@@ -290,9 +291,9 @@ func rewritePath(out, in *http.Request, rt *route) {
 	switch {
 	case rt.rewriteRe != nil:
 		out.URL.Path, out.URL.RawPath = rt.rewriteRe.ReplaceAllString(in.URL.Path, rt.rewriteRepl), ""
-	case rt.prefixRewrite != "" && (rt.pathKind == pathSeparatedPrefix || rt.pathKind == pathPrefix):
+	case rt.prefixRewrite != "" && (rt.match.Kind() == match.PathSeparatedPrefix || rt.match.Kind() == match.PathPrefix):
 		path := in.URL.Path
-		rest := path[min(len(rt.path), len(path)):]
+		rest := path[min(len(rt.match.Path()), len(path)):]
 		np := rt.prefixRewrite + rest
 		if strings.HasSuffix(rt.prefixRewrite, "/") && strings.HasPrefix(rest, "/") {
 			np = rt.prefixRewrite + rest[1:]
@@ -447,109 +448,26 @@ func (rc *routeConfig) findOne(host string) *virtualHost {
 	return nil
 }
 
-// rawPath is the path of r's request target as received, without query.
-func rawPath(r *http.Request) string {
-	path := r.RequestURI
-	if !strings.HasPrefix(path, "/") {
-		path = r.URL.EscapedPath()
-	}
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		path = path[:i]
-	}
-	return path
-}
-
 // match returns the first route that matches r, by its raw path.
-func (v *virtualHost) match(r *http.Request) *route { return v.matchPath(r, rawPath(r)) }
+func (v *virtualHost) match(r *http.Request) *route { return v.matchPath(r, match.RawPath(r)) }
 
 // matchPath returns the first route that matches r with path (raw or
 // normalised, without query).
 func (v *virtualHost) matchPath(r *http.Request, path string) *route {
-	var query url.Values
+	// The query is parsed once, and only if a route has query matchers.
+	var q url.Values
+	query := func() url.Values {
+		if q == nil {
+			q = r.URL.Query()
+		}
+		return q
+	}
 	for _, rt := range v.routes {
-		if !rt.matchPath(path) {
-			continue
+		if rt.match.MatchQuery(r, path, query) {
+			return rt
 		}
-		if !rt.matchHeaders(r) {
-			continue
-		}
-		if len(rt.query) > 0 {
-			if query == nil {
-				query = r.URL.Query()
-			}
-			if !rt.matchQuery(query) {
-				continue
-			}
-		}
-		return rt
 	}
 	return nil
-}
-
-func (rt *route) matchPath(path string) bool {
-	if rt.pathKind == pathRegex {
-		return rt.pathRe.MatchString(path)
-	}
-	if !rt.caseSensitive {
-		path = strings.ToLower(path)
-	}
-	switch rt.pathKind {
-	case pathExact:
-		return path == rt.path
-	case pathSeparatedPrefix:
-		return path == rt.path || strings.HasPrefix(path, rt.path) && (strings.HasSuffix(rt.path, "/") || path[len(rt.path)] == '/')
-	default:
-		return strings.HasPrefix(path, rt.path)
-	}
-}
-
-func (rt *route) matchHeaders(r *http.Request) bool {
-	for i := range rt.headers {
-		hm := &rt.headers[i]
-		var v string
-		var ok bool
-		switch hm.name {
-		case ":method":
-			v, ok = r.Method, true
-		case ":authority":
-			v, ok = r.Host, true
-		case ":path":
-			v, ok = r.RequestURI, true
-		case ":scheme":
-			v, ok = "http", true
-		default:
-			vals := r.Header[hm.name]
-			ok = len(vals) > 0
-			v = strings.Join(vals, ",")
-		}
-		var matched bool
-		if hm.present {
-			matched = ok == hm.presentValue
-		} else {
-			matched = ok && hm.match.matches(v)
-		}
-		if matched == hm.invert {
-			return false
-		}
-	}
-	return true
-}
-
-func (rt *route) matchQuery(q url.Values) bool {
-	for i := range rt.query {
-		qm := &rt.query[i]
-		vals, ok := q[qm.name]
-		if qm.present {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		if !ok || !qm.match.matches(vals[0]) {
-			return false
-		}
-	}
-	return true
 }
 
 func canonical(name string) string { return http.CanonicalHeaderKey(name) }
