@@ -28,7 +28,8 @@ while IFS=: read -r file _ line; do
 		fi
 		# On a loaded machine the fuzzing coordinator sometimes ends with
 		# only "context deadline exceeded" when -fuzztime runs out while a
-		# worker is busy (golang/go#48127): no input failed. A real
+		# worker is busy (golang/go#75804, fixed in Go 1.27): no input
+		# failed. A real
 		# finding always writes its input to testdata/fuzz.
 		if grep -q "context deadline exceeded" "$log" && ! grep -q "Failing input written" "$log"; then
 			if [ "$attempt" = 1 ]; then
