@@ -29,8 +29,7 @@ while IFS=: read -r file _ line; do
 		# On a loaded machine the fuzzing coordinator sometimes ends with
 		# only "context deadline exceeded" when -fuzztime runs out while a
 		# worker is busy (golang/go#75804, fixed in Go 1.27): no input
-		# failed. A real
-		# finding always writes its input to testdata/fuzz.
+		# failed. A real finding always writes its input to testdata/fuzz.
 		if grep -q "context deadline exceeded" "$log" && ! grep -q "Failing input written" "$log"; then
 			if [ "$attempt" = 1 ]; then
 				echo "  (fuzzing ended with 'context deadline exceeded' and no failing input; once more)"
