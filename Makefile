@@ -67,6 +67,8 @@ $(BIN)/golangci-lint: hack/tools/lint/go.mod hack/tools/lint/go.sum
 .PHONY: test
 test: test-bins build ## Run every test: unit, envtest and multi-cluster (needs root for the test world's network namespace), then every fuzz target briefly.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+	@# The allocation tests skip under -race (the race detector allocates).
+	$(GO) test -count=1 -run 'Allocat' ./gateway/...
 	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: fuzz
