@@ -161,6 +161,11 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.closed = true
+	if !b.eof {
+		// The body's own Close would read the rest of it (possibly
+		// forever); the connection cannot be reused anyway.
+		_ = b.c.Close()
+	}
 	err := b.ReadCloser.Close()
 	// stop reports false when the context was already cancelled: the
 	// deadline may be set, so the connection cannot be reused.
@@ -212,10 +217,12 @@ func (h *h1Client) put(c *h1Conn) {
 	h.idle[c.addr] = append(h.idle[c.addr], c)
 }
 
-// CloseIdleConnections closes every pooled connection.
+// CloseIdleConnections closes every pooled connection; connections
+// returned later are closed too (the proxy is draining).
 func (h *h1Client) CloseIdleConnections() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	for addr, list := range h.idle {
 		for _, c := range list {
 			_ = c.Close()

@@ -223,7 +223,16 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			applyOps(out.Header, rt.reqAdd, rt.reqDel)
 			applyOps(out.Header, req.vhost.reqAdd, req.vhost.reqDel)
 			applyOps(out.Header, req.rc.reqAdd, req.rc.reqDel)
-			out.Header.Set("X-Forwarded-Proto", "http")
+			// ReverseProxy's Rewrite drops the client's forwarding headers;
+			// like Envoy, keep X-Forwarded-For and say how the request came.
+			if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+				out.Header["X-Forwarded-For"] = xff
+			}
+			if req.info.tls != nil || pr.In.TLS != nil {
+				out.Header.Set("X-Forwarded-Proto", "https")
+			} else {
+				out.Header.Set("X-Forwarded-Proto", "http")
+			}
 		},
 		Transport: p,
 		// 0: ReverseProxy still flushes at once for streaming responses

@@ -225,12 +225,14 @@ func (p *Proxy) closeAll() {
 // reconcileListeners binds the listeners of the current model that bind
 // and closes the ones that went away. Explicit bindings stay.
 func (p *Proxy) reconcileListeners() {
-	if p.draining.Load() {
-		return
-	}
 	m := p.store.model()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Checked under the lock that closeAll takes, so an update racing the
+	// drain cannot bind a socket after everything was closed.
+	if p.draining.Load() {
+		return
+	}
 	type target struct{ addr, name string }
 	want := map[string]target{} // key → where and what
 	for i, b := range p.cfg.Bindings {

@@ -226,7 +226,12 @@ func TestHTTP2AndGRPCThroughOneListener(t *testing.T) {
 	h := startProxy(t)
 	vhosts := []*routev3.VirtualHost{
 		{Name: "web", Domains: []string{"web"}, Routes: []*routev3.Route{{Match: prefixMatch("/"), Action: routeTo("web")}}},
-		{Name: "grpc", Domains: []string{"grpc", "grpc:9090"}, Routes: []*routev3.Route{{Match: prefixMatch("/"), Action: routeTo("grpc")}}},
+		// A retry policy on a streaming route must not make the proxy read
+		// the request body ahead (the bidi stream below would stall).
+		{Name: "grpc", Domains: []string{"grpc", "grpc:9090"}, Routes: []*routev3.Route{{Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "grpc"},
+			RetryPolicy:      &routev3.RetryPolicy{RetryOn: "unavailable,reset", NumRetries: wrapperspb.UInt32(2)},
+		}}}}},
 	}
 	h.configure(t, "1", vhosts, map[string][]string{"web": {web.addr}, "grpc": {g.addr}}, map[string]bool{"grpc": true}, "")
 

@@ -79,7 +79,7 @@ func TestTLSWithALPN(t *testing.T) {
 	}}
 	secure := edsCluster(t, "secure", true, clusterv3.Cluster_ROUND_ROBIN)
 	secure.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
-		TypedConfig: mustAny(t, &tlsv3.UpstreamTlsContext{Sni: "example.com", CommonTlsContext: &tlsv3.CommonTlsContext{
+		TypedConfig: mustAny(t, &tlsv3.UpstreamTlsContext{Sni: "outbound_.443_._.secure.shop.svc.cluster.local", CommonTlsContext: &tlsv3.CommonTlsContext{
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: inline(backendCA)}},
 		}}),
 	}}

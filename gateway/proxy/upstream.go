@@ -62,6 +62,13 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 		tries += rp.numRetries
 	}
 	var body *replayBody
+	if tries > 1 && out.Body != nil && out.Body != http.NoBody && (out.ContentLength <= 0 || out.ContentLength > maxRetryBody) {
+		// A body of unknown length (streaming gRPC, chunked uploads) or
+		// over the buffer limit is streamed, not read ahead: reading it
+		// first would stall a client that waits for an answer before it
+		// sends more. Such requests are not retried.
+		tries = 1
+	}
 	if tries > 1 && out.Body != nil && out.Body != http.NoBody {
 		var err error
 		body, err = newReplayBody(out.Body)
