@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -14,13 +15,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // testCert issues a self-signed server certificate for the given IP with crypto/x509.
@@ -142,5 +146,33 @@ func TestTLSWithALPN(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode < 500 {
 		t.Fatalf("an endpoint with an untrusted certificate answered through the proxy: %d", resp.StatusCode)
+	}
+}
+
+// TestConfigDumpRedactsPrivateKeys: the admin config dump shows TLS
+// settings but never a private key.
+func TestConfigDumpRedactsPrivateKeys(t *testing.T) {
+	h := startProxy(t)
+	certPEM, keyPEM, _ := testCert(t, "127.0.0.1")
+	l := hcmListener(t, "http", "routes", true)
+	l.FilterChains[0].TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
+		TypedConfig: mustAny(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: inline(certPEM), PrivateKey: inline(keyPEM)}},
+		}}),
+	}}
+	apply(t, h.store, ldsType, "1", l)
+	rec := httptest.NewRecorder()
+	h.proxy.AdminHandler(nil, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/config_dump", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, "[redacted]") {
+		t.Fatalf("config dump %d lacks the redaction:\n%s", rec.Code, body)
+	}
+	keyB64 := base64.StdEncoding.EncodeToString(keyPEM)
+	if strings.Contains(body, keyB64[:40]) || strings.Contains(body, "PRIVATE KEY") {
+		t.Fatal("the config dump shows the private key")
+	}
+	// The stored resource is unchanged: the listener still serves TLS.
+	if got := h.store.Resources(ldsType)[0].(*listenerv3.Listener); !proto.Equal(got, l) {
+		t.Fatal("redaction changed the stored listener")
 	}
 }
