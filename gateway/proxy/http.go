@@ -199,6 +199,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mirror(r, mp, m)
 	}
 	req.wc, req.host = wc, r.Host
+	if hw, ok := w.(*h1Writer); ok && !req.upgrade {
+		p.forwardHTTP1(hw, r, req)
+		return
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
@@ -207,32 +211,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			req := pr.In.Context().Value(requestKey{}).(*request)
-			out, rt := pr.Out, req.route
-			out.URL.Scheme = "http"
-			if req.cluster.tls != nil {
-				out.URL.Scheme = "https"
-			}
-			out.URL.Host = req.cluster.name // replaced per try by the round tripper
-			out.Host = req.host
-			if rt.hostRewrite != "" {
-				out.Host = rt.hostRewrite
-			}
-			rewritePath(out, pr.In, rt)
-			applyOps(out.Header, req.wc.reqAdd, req.wc.reqDel)
-			applyOps(out.Header, rt.reqAdd, rt.reqDel)
-			applyOps(out.Header, req.vhost.reqAdd, req.vhost.reqDel)
-			applyOps(out.Header, req.rc.reqAdd, req.rc.reqDel)
-			// ReverseProxy's Rewrite drops the client's forwarding headers;
-			// like Envoy, keep X-Forwarded-For and say how the request came.
-			if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
-				out.Header["X-Forwarded-For"] = xff
-			}
-			if req.info.tls != nil || pr.In.TLS != nil {
-				out.Header.Set("X-Forwarded-Proto", "https")
-			} else {
-				out.Header.Set("X-Forwarded-Proto", "http")
-			}
+			p.rewriteOutbound(pr.Out, pr.In, pr.In.Context().Value(requestKey{}).(*request))
 		},
 		Transport: p,
 		// 0: ReverseProxy still flushes at once for streaming responses
@@ -242,10 +221,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		BufferPool:    bufferPool{},
 		ErrorLog:      p.server.ErrorLog,
 		ModifyResponse: func(resp *http.Response) error {
-			req := resp.Request.Context().Value(requestKey{}).(*request)
-			applyOps(resp.Header, req.wc.respAdd, req.wc.respDel)
-			p.writeHeaderOps(resp.Header, req.route, req.vhost, req.rc, req.setCookie)
-			p.metrics.observe(req.cluster.name, resp.StatusCode, req.start)
+			p.modifyResponse(resp, resp.Request.Context().Value(requestKey{}).(*request))
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -254,6 +230,43 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			p.localReply(w, r, status, msg, req.cluster.name)
 		},
 	}
+}
+
+// rewriteOutbound makes out, a copy of in, the request for the endpoint.
+func (p *Proxy) rewriteOutbound(out, in *http.Request, req *request) {
+	rt := req.route
+	out.URL.Scheme = "http"
+	if req.cluster.tls != nil {
+		out.URL.Scheme = "https"
+	}
+	out.URL.Host = req.cluster.name // replaced per try by the round tripper
+	out.Host = req.host
+	if rt.hostRewrite != "" {
+		out.Host = rt.hostRewrite
+	}
+	rewritePath(out, in, rt)
+	applyOps(out.Header, req.wc.reqAdd, req.wc.reqDel)
+	applyOps(out.Header, rt.reqAdd, rt.reqDel)
+	applyOps(out.Header, req.vhost.reqAdd, req.vhost.reqDel)
+	applyOps(out.Header, req.rc.reqAdd, req.rc.reqDel)
+	// ReverseProxy's Rewrite drops the client's forwarding headers;
+	// like Envoy, keep X-Forwarded-For and say how the request came.
+	if xff := in.Header["X-Forwarded-For"]; len(xff) > 0 {
+		out.Header["X-Forwarded-For"] = xff
+	}
+	if req.info.tls != nil || in.TLS != nil {
+		out.Header["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		out.Header["X-Forwarded-Proto"] = []string{"http"}
+	}
+}
+
+// modifyResponse applies the route's response header operations and
+// counts the response.
+func (p *Proxy) modifyResponse(resp *http.Response, req *request) {
+	applyOps(resp.Header, req.wc.respAdd, req.wc.respDel)
+	p.writeHeaderOps(resp.Header, req.route, req.vhost, req.rc, req.setCookie)
+	p.metrics.observe(req.cluster.name, resp.StatusCode, req.start)
 }
 
 // bufferPool lends ReverseProxy its copy buffers instead of allocating

@@ -116,6 +116,9 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 		}
 	}
 	ch := info.listener.chain
+	if ch.http != nil {
+		c = rawConn(c)
+	}
 	if ch.tls != nil {
 		tc, ok := p.handshake(c, ch.tls)
 		if !ok {
@@ -132,9 +135,7 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 	switch {
 	case ch.http != nil:
 		guarded := guardHTTP1(c, func(reason string) { p.metrics.badRequests.WithLabelValues(reason).Inc() })
-		if !p.httpLn.push(&trackedConn{Conn: guarded, info: info}) {
-			_ = c.Close()
-		}
+		p.serveHTTP1(guarded, info)
 	case ch.tcp != nil:
 		if !p.conns.add() {
 			_ = c.Close()

@@ -77,6 +77,7 @@ type Proxy struct {
 	draining atomic.Bool
 	ready    atomic.Bool
 	conns    connTracker // TCP-proxied connections
+	h1conns  h1Conns     // connections the HTTP/1 loop serves
 
 	// retry budget: Envoy's default, retries ≤ max(3, 20% of active).
 	active  atomic.Int64
@@ -197,7 +198,7 @@ func (p *Proxy) drain() error {
 	p.closeAll()
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
-	err := errors.Join(p.server.Shutdown(ctx), p.tlsServer.Shutdown(ctx))
+	err := errors.Join(p.server.Shutdown(ctx), p.tlsServer.Shutdown(ctx), p.h1conns.drain(ctx))
 	p.conns.drain(ctx)
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
