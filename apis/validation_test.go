@@ -538,9 +538,10 @@ func TestAuthorizationPolicyValidation(t *testing.T) {
 				Action: v1alpha1.AuthorizationActionAllow,
 				Rules: []v1alpha1.AuthorizationRule{{
 					From: &v1alpha1.AuthorizationSource{
-						Principals: []v1alpha1.SPIFFEID{"spiffe://cluster.local/ns/shop/sa/frontend"},
-						Namespaces: []v1alpha1.NamespaceName{"shop"},
-						Clusters:   []v1alpha1.ClusterName{"eu-west-1-prod"},
+						Principals:        []v1alpha1.SPIFFEIDPattern{"spiffe://cluster.local/ns/shop/sa/frontend", "spiffe://cluster.local/ns/ops/*", "*/sa/admin", "*"},
+						RequestPrincipals: []v1alpha1.RequestPrincipal{"https://accounts.example.com/alice", "https://accounts.example.com/*", "*/bob", "*"},
+						Namespaces:        []v1alpha1.NamespaceName{"shop"},
+						Clusters:          []v1alpha1.ClusterName{"eu-west-1-prod"},
 					},
 					To: &v1alpha1.AuthorizationDestination{
 						Ports:   []v1alpha1.PortNumber{8080, 9090},
@@ -548,10 +549,13 @@ func TestAuthorizationPolicyValidation(t *testing.T) {
 						Methods: []v1alpha1.HTTPMethod{"GET", "POST"},
 						Hosts:   []string{"checkout.shop.svc.clusterset.local", "*.example.com"},
 					},
-					When: &v1alpha1.AuthorizationCondition{Headers: []v1alpha1.HeaderMatch{
-						{Name: "x-env", Exact: ptr.To("prod")},
-						{Name: "user-agent", Regex: ptr.To("^curl/.*")},
-					}},
+					When: &v1alpha1.AuthorizationCondition{
+						Headers: []v1alpha1.HeaderMatch{
+							{Name: "x-env", Exact: ptr.To("prod")},
+							{Name: "user-agent", Regex: ptr.To("^curl/.*")},
+						},
+						Claims: []v1alpha1.ClaimMatch{{Name: "groups", Values: []string{"admins", "ops-*", "*-leads", "*"}}},
+					},
 				}},
 			},
 		}
@@ -587,7 +591,57 @@ func TestAuthorizationPolicyValidation(t *testing.T) {
 		},
 		"empty from": {
 			spec:     `{action: ALLOW, rules: [{from: {}}]}`,
-			wantErrs: []string{"from must set at least one of principals, namespaces or clusters"},
+			wantErrs: []string{"from must set at least one of principals, namespaces, clusters or requestPrincipals"},
+		},
+		"request principals alone": {spec: `{action: ALLOW, rules: [{from: {requestPrincipals: ["*"]}}]}`},
+		"wildcard inside principal": {
+			spec:     `{action: ALLOW, rules: [{from: {principals: ["spiffe://cluster.local/ns/*/sa/a"]}}]}`,
+			wantErrs: []string{"principals must be SPIFFE IDs"},
+		},
+		"two wildcards in principal": {
+			spec:     `{action: ALLOW, rules: [{from: {principals: ["*/ns/a/*"]}}]}`,
+			wantErrs: []string{"principals must be SPIFFE IDs"},
+		},
+		"request principal without subject": {
+			spec:     `{action: ALLOW, rules: [{from: {requestPrincipals: [https-accounts]}}]}`,
+			wantErrs: []string{"spec.rules[0].from.requestPrincipals[0]", "requestPrincipals must be '<issuer>/<subject>'"},
+		},
+		"request principal with wildcard inside": {
+			spec:     `{action: ALLOW, rules: [{from: {requestPrincipals: ["https://a/*/b"]}}]}`,
+			wantErrs: []string{"requestPrincipals must be '<issuer>/<subject>'"},
+		},
+		"request principal with a space": {
+			spec:     `{action: ALLOW, rules: [{from: {requestPrincipals: ["https://a/b c"]}}]}`,
+			wantErrs: []string{"requestPrincipals must be '<issuer>/<subject>'"},
+		},
+		"claims": {spec: `{action: ALLOW, rules: [{from: {requestPrincipals: ["*"]}, when: {claims: [{name: groups, values: [admins]}]}}]}`},
+		"claim value with wildcard inside": {
+			spec:     `{action: ALLOW, rules: [{from: {requestPrincipals: ["*"]}, when: {claims: [{name: groups, values: ["a*b"]}]}}]}`,
+			wantErrs: []string{"claim values may contain one '*', as the first or the last character"},
+		},
+		"claim value with two wildcards": {
+			spec:     `{action: ALLOW, rules: [{from: {requestPrincipals: ["*"]}, when: {claims: [{name: groups, values: ["*a*"]}]}}]}`,
+			wantErrs: []string{"claim values may contain one '*'"},
+		},
+		"claim without values": {
+			spec:     `{action: ALLOW, rules: [{from: {requestPrincipals: ["*"]}, when: {claims: [{name: groups}]}}]}`,
+			wantErrs: []string{"values: Required value"},
+		},
+		"empty when": {
+			spec:     `{action: ALLOW, rules: [{from: {namespaces: [a]}, when: {}}]}`,
+			wantErrs: []string{"when must set at least one of headers or claims"},
+		},
+		"path with double slash": {
+			spec:     `{action: DENY, rules: [{to: {paths: ["/admin//x"]}}]}`,
+			wantErrs: []string{"paths must be normalised"},
+		},
+		"path with dot segment": {
+			spec:     `{action: DENY, rules: [{to: {paths: ["/public/../admin"]}}]}`,
+			wantErrs: []string{"paths must be normalised"},
+		},
+		"path with backslash": {
+			spec:     `{action: DENY, rules: [{to: {paths: ["/admin\\x"]}}]}`,
+			wantErrs: []string{"paths must be normalised"},
 		},
 		"invalid namespace": {
 			spec:     `{action: ALLOW, rules: [{from: {namespaces: [Kube_System]}}]}`,
@@ -632,6 +686,89 @@ func TestAuthorizationPolicyValidation(t *testing.T) {
 		"pseudo-header": {
 			spec:     `{action: DENY, rules: [{from: {namespaces: [a]}, when: {headers: [{name: ":path", prefix: /admin}]}}]}`,
 			wantErrs: []string{"header names may contain only letters, digits"},
+		},
+	})
+}
+
+func TestRequestAuthenticationValidation(t *testing.T) {
+	t.Run("valid object is accepted", func(t *testing.T) {
+		ra := &v1alpha1.RequestAuthentication{
+			ObjectMeta: metav1.ObjectMeta{Name: "checkout", Namespace: testNamespace},
+			Spec: v1alpha1.RequestAuthenticationSpec{
+				TargetRef: &v1alpha1.PolicyTargetReference{Kind: v1alpha1.TargetKindService, Name: "checkout"},
+				JWTRules: []v1alpha1.JWTRule{{
+					Issuer:               "https://accounts.example.com",
+					Audiences:            []string{"checkout", "shop"},
+					JWKSURI:              "https://accounts.example.com/.well-known/jwks.json",
+					FromHeaders:          []v1alpha1.JWTHeader{{Name: "Authorization", Prefix: "Bearer "}, {Name: "x-jwt"}},
+					FromParams:           []string{"access_token"},
+					ForwardOriginalToken: true,
+				}, {
+					Issuer: "issuer@example.com",
+					JWKS:   `{"keys":[]}`,
+				}},
+			},
+		}
+		mustAccept(t, ra)
+	})
+
+	const jwks = `jwksUri: "https://idp.example.com/jwks"`
+	causewayCases(t, "RequestAuthentication", "checkout", true, map[string]manifestCase{
+		"whole namespace":  {spec: `{jwtRules: [{issuer: "https://idp.example.com", ` + jwks + `}]}`},
+		"inline keys":      {spec: `{jwtRules: [{issuer: "https://idp.example.com", jwks: "{\"keys\": []}"}]}`},
+		"non-URL issuer":   {spec: `{jwtRules: [{issuer: "idp-1", ` + jwks + `}]}`},
+		"jwtRules missing": {spec: `{}`, wantErrs: []string{"spec.jwtRules: Required value"}},
+		"no rules": {
+			spec:     `{jwtRules: []}`,
+			wantErrs: []string{"spec.jwtRules: Invalid value", "should have at least 1 items"},
+		},
+		"both key sources": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com", ` + jwks + `, jwks: "{}"}]}`,
+			wantErrs: []string{"spec.jwtRules[0]", "set exactly one of jwksUri and jwks"},
+		},
+		"no key source": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com"}]}`,
+			wantErrs: []string{"set exactly one of jwksUri and jwks"},
+		},
+		"plaintext jwksUri": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com", jwksUri: "http://idp.example.com/jwks"}]}`,
+			wantErrs: []string{"spec.jwtRules[0].jwksUri", "jwksUri must be an https URL with a host"},
+		},
+		"jwksUri without host": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com", jwksUri: "https:///jwks"}]}`,
+			wantErrs: []string{"jwksUri must be an https URL with a host"},
+		},
+		"jwksUri not a URL": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com", jwksUri: "idp.example.com/jwks"}]}`,
+			wantErrs: []string{"jwksUri must be an https URL with a host"},
+		},
+		"issuer URL without host": {
+			spec:     `{jwtRules: [{issuer: "https://", ` + jwks + `}]}`,
+			wantErrs: []string{"spec.jwtRules[0].issuer", "an issuer that is a URL must be an http or https URL with a host"},
+		},
+		"issuer URL with another scheme": {
+			spec:     `{jwtRules: [{issuer: "ftp://idp.example.com", ` + jwks + `}]}`,
+			wantErrs: []string{"an issuer that is a URL must be an http or https URL with a host"},
+		},
+		"issuer with a space": {
+			spec:     `{jwtRules: [{issuer: "my issuer", ` + jwks + `}]}`,
+			wantErrs: []string{"issuer must be printable ASCII without spaces"},
+		},
+		"empty issuer": {
+			spec:     `{jwtRules: [{issuer: "", ` + jwks + `}]}`,
+			wantErrs: []string{"spec.jwtRules[0].issuer", "at least 1 chars long"},
+		},
+		"bad header name": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com", ` + jwks + `, fromHeaders: [{name: "x jwt"}]}]}`,
+			wantErrs: []string{"spec.jwtRules[0].fromHeaders[0].name", "header names may contain only letters, digits"},
+		},
+		"bad query parameter": {
+			spec:     `{jwtRules: [{issuer: "https://idp.example.com", ` + jwks + `, fromParams: ["a&b"]}]}`,
+			wantErrs: []string{"query parameter names may contain only letters, digits"},
+		},
+		"bad target": {
+			spec:     `{targetRef: {kind: Deployment, name: checkout}, jwtRules: [{issuer: "https://idp.example.com", ` + jwks + `}]}`,
+			wantErrs: []string{`spec.targetRef.kind: Unsupported value: "Deployment"`},
 		},
 	})
 }

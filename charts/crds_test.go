@@ -37,6 +37,7 @@ var wantCRDs = map[string]struct {
 	"trafficpolicies.causeway.dev":              {"causeway.dev", "TrafficPolicy", apiextensionsv1.NamespaceScoped},
 	"failoverpolicies.causeway.dev":             {"causeway.dev", "FailoverPolicy", apiextensionsv1.NamespaceScoped},
 	"authorizationpolicies.causeway.dev":        {"causeway.dev", "AuthorizationPolicy", apiextensionsv1.NamespaceScoped},
+	"requestauthentications.causeway.dev":       {"causeway.dev", "RequestAuthentication", apiextensionsv1.NamespaceScoped},
 	"meshconfigs.causeway.dev":                  {"causeway.dev", "MeshConfig", apiextensionsv1.ClusterScoped},
 	"exportrecords.causeway.dev":                {"causeway.dev", "ExportRecord", apiextensionsv1.NamespaceScoped},
 	"globalservices.causeway.dev":               {"causeway.dev", "GlobalService", apiextensionsv1.NamespaceScoped},

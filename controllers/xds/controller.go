@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -75,6 +77,9 @@ var watched = []struct {
 	{&gatewayv1.HTTPRoute{}, true},
 	{&gatewayv1.GRPCRoute{}, true},
 	{&causewayv1alpha1.TrafficPolicy{}, true},
+	{&causewayv1alpha1.AuthorizationPolicy{}, true},
+	{&causewayv1alpha1.RequestAuthentication{}, true},
+	{&corev1.Pod{}, false},
 }
 
 // NeedLeaderElection is false: every agent replica serves xDS. Status
@@ -131,7 +136,11 @@ func (c *Controller) Start(ctx context.Context) error {
 			}
 			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
 		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
+		var h toolscache.ResourceEventHandler = handler
+		if _, ok := w.obj.(*corev1.Pod); ok {
+			h = podHandler(poke)
+		}
+		if _, err := inf.AddEventHandler(h); err != nil {
 			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
 		}
 		served[gvk.GroupKind()] = true
@@ -139,6 +148,13 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.syncMu.Lock()
 	c.served = served
 	c.syncMu.Unlock()
+	c.Server.SetPodSource(func(namespace, name string) *corev1.Pod {
+		var pod corev1.Pod
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err != nil {
+			return nil // not found (yet), or the cache is stopping
+		}
+		return &pod
+	})
 	if !c.Cache.WaitForCacheSync(ctx) {
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // stopped while starting: not a failure
@@ -166,6 +182,30 @@ func (c *Controller) Start(ctx context.Context) error {
 			}()
 		}
 	}
+}
+
+// podHandler pokes on the pod changes that can change a sidecar's inbound
+// configuration: pods coming and going, and changes to their labels or
+// container ports. Status updates (readiness, IPs) are left to the
+// EndpointSlices they cause.
+func podHandler(poke func()) toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { poke() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Pod)
+			n, ok2 := newObj.(*corev1.Pod)
+			if !ok1 || !ok2 || !maps.Equal(o.Labels, n.Labels) || !samePorts(o, n) {
+				poke()
+			}
+		},
+		DeleteFunc: func(any) { poke() },
+	}
+}
+
+// samePorts reports whether two pods have the same container ports.
+func samePorts(a, b *corev1.Pod) bool {
+	same := func(x, y corev1.Container) bool { return slices.Equal(x.Ports, y.Ports) }
+	return slices.EqualFunc(a.Spec.Containers, b.Spec.Containers, same) && slices.EqualFunc(a.Spec.InitContainers, b.Spec.InitContainers, same)
 }
 
 // debounce waits until no event came for Debounce, or MaxDelay passed
@@ -209,7 +249,8 @@ func (c *Controller) Sync(ctx context.Context) error {
 	took := time.Since(start)
 	c.Server.metrics.build.Observe(took.Seconds())
 	logr.FromContextOrDiscard(ctx).V(1).Info("xDS round", "services", len(in.Services), "imports", len(in.ServiceImports),
-		"httpRoutes", len(in.HTTPRoutes), "grpcRoutes", len(in.GRPCRoutes), "policies", len(in.TrafficPolicies), "took", took)
+		"httpRoutes", len(in.HTTPRoutes), "grpcRoutes", len(in.GRPCRoutes), "policies", len(in.TrafficPolicies),
+		"authorizationPolicies", len(in.AuthorizationPolicies), "requestAuthentications", len(in.RequestAuthentications), "took", took)
 	return errors.Join(setErr, c.writeStatus(ctx, in, res))
 }
 
@@ -223,6 +264,8 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 		httpRoute gatewayv1.HTTPRouteList
 		grpcRoute gatewayv1.GRPCRouteList
 		policies  causewayv1alpha1.TrafficPolicyList
+		authz     causewayv1alpha1.AuthorizationPolicyList
+		authn     causewayv1alpha1.RequestAuthenticationList
 	)
 	for _, l := range []struct {
 		list client.ObjectList
@@ -234,6 +277,8 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 		{&httpRoute, schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}},
 		{&grpcRoute, schema.GroupKind{Group: gatewayv1.GroupName, Kind: "GRPCRoute"}},
 		{&policies, schema.GroupKind{Group: causewayv1alpha1.GroupVersion.Group, Kind: "TrafficPolicy"}},
+		{&authz, schema.GroupKind{Group: causewayv1alpha1.GroupVersion.Group, Kind: "AuthorizationPolicy"}},
+		{&authn, schema.GroupKind{Group: causewayv1alpha1.GroupVersion.Group, Kind: "RequestAuthentication"}},
 	} {
 		if !c.served[l.gk] {
 			continue
@@ -261,6 +306,12 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 	}
 	for i := range policies.Items {
 		in.TrafficPolicies = append(in.TrafficPolicies, &policies.Items[i])
+	}
+	for i := range authz.Items {
+		in.AuthorizationPolicies = append(in.AuthorizationPolicies, &authz.Items[i])
+	}
+	for i := range authn.Items {
+		in.RequestAuthentications = append(in.RequestAuthentications, &authn.Items[i])
 	}
 	return in, nil
 }

@@ -1,7 +1,8 @@
 // Package xds is the agent's xDS control plane: it serves Envoy xDS v3 to
 // the cluster's data plane — causeway-proxy, Envoy, and proxyless gRPC
-// clients — and writes the status of the HTTPRoutes, GRPCRoutes and
-// TrafficPolicies it translates.
+// clients — and writes the status of the HTTPRoutes, GRPCRoutes,
+// TrafficPolicies, AuthorizationPolicies and RequestAuthentications it
+// translates.
 //
 // # Usage
 //
@@ -12,14 +13,18 @@
 // # How it works
 //
 // The Controller watches Services, EndpointSlices, ServiceImports,
-// HTTPRoutes, GRPCRoutes and TrafficPolicies through the manager's
-// informer cache. Events are debounced (50 ms of quiet, at most 500 ms);
-// each round then reads everything from the cache, calls
-// translate.Translate (pure), hands the Result to the Server and patches
-// the status that changed. Rounds are level-triggered: a missed event is
-// healed by the next one, and a failed status write schedules another.
-// Kinds whose CRDs are not installed (Gateway API, MCS, TrafficPolicy) are
-// read as empty.
+// HTTPRoutes, GRPCRoutes, TrafficPolicies, AuthorizationPolicies,
+// RequestAuthentications and Pods through the manager's informer cache.
+// Events are debounced (50 ms of quiet, at most 500 ms); each round then
+// reads everything from the cache, calls translate.Translate (pure), hands
+// the Result to the Server and patches the status that changed. Rounds are
+// level-triggered: a missed event is healed by the next one, and a failed
+// status write schedules another. Kinds whose CRDs are not installed
+// (Gateway API, MCS, Causeway's policies) are read as empty. Pods are not
+// translated: the Server looks up a sidecar's pod in the cache (the
+// Controller gives it the lookup when it starts), and only pod changes
+// that can change a sidecar's inbound configuration (pods coming and
+// going, labels, container ports) start a round.
 //
 // The Server is go-control-plane's server, registered as the Aggregated
 // Discovery Service (state of the world and delta) and as the per-type
@@ -31,7 +36,16 @@
 //
 // Proxies share one set of resources, served from a cache in ADS mode,
 // which holds each response until the request names every resource of
-// the type (so a proxy never gets routes before their clusters).
+// the type (so a proxy never gets routes before their clusters). Proxies
+// without a known pod share one snapshot, built and checked once per
+// round. A sidecar (causeway.dev/mode "sidecar" with causeway.dev/namespace
+// and causeway.dev/pod) whose pod is in the cache gets that snapshot plus
+// its pod's inbound listener and clusters (translate.Result.Inbound):
+// only the listener and cluster types get their own maps and versions, and
+// sidecars of pods of one shape share one snapshot, so a round costs about
+// one snapshot per shape, not per sidecar. A sidecar whose pod is not in
+// the cache yet gets the shared snapshot; the pod's arrival starts a round
+// that adds its inbound configuration.
 // Proxyless nodes are served from a cache not in ADS mode: gRPC opens one
 // ADS stream per channel target, all with the same node, each naming only
 // its listener, and the ADS-mode cache would never answer them (the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
@@ -26,6 +27,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
@@ -89,8 +92,19 @@ type Server struct {
 	// proxy and proxyless index the current result's resources; nil until
 	// the first Update.
 	proxy, proxyless *indexed
-	nodes            map[string]*node
-	streams          map[int64]*stream
+	// proxySnap is the snapshot of every proxy without inbound
+	// configuration, shared by them.
+	proxySnap *cachev3.Snapshot
+	// inbound builds sidecars' inbound resources; sidecars caches the
+	// snapshots built from them, by the (shared) inbound listener, until
+	// the next Update.
+	inbound  *translate.Inbound
+	sidecars map[*listenerv3.Listener]*cachev3.Snapshot
+	// pods finds a sidecar's pod; nil until a Controller sets it, and then
+	// sidecars get no inbound configuration.
+	pods    func(namespace, name string) *corev1.Pod
+	nodes   map[string]*node
+	streams map[int64]*stream
 }
 
 // node is an xDS client known by its node ID.
@@ -108,6 +122,9 @@ type node struct {
 	// acked is the last version the node accepted, by type (state of
 	// the world only; delta has no per-type version).
 	acked map[string]string
+	// pod is the workload of a sidecar (empty for other nodes): it gets
+	// inbound configuration for that pod.
+	pod ktypes.NamespacedName
 }
 
 // stream is one open xDS stream.
@@ -260,14 +277,31 @@ func (s *Server) Update(res *translate.Result) error {
 	if err != nil {
 		return fmt.Errorf("index proxyless resources: %w", err)
 	}
+	// Every proxy without inbound configuration gets this one snapshot.
+	proxySnap := proxy.snapshot(proxy.resources)
+	if err := proxySnap.Consistent(); err != nil {
+		s.log.Error(err, "inconsistent proxy snapshot not set; proxies keep their previous ones")
+		return fmt.Errorf("proxy snapshot: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.proxy, s.proxyless = proxy, proxyless
+	s.proxy, s.proxyless, s.proxySnap = proxy, proxyless, proxySnap
+	s.inbound, s.sidecars = res.Inbound, map[*listenerv3.Listener]*cachev3.Snapshot{}
 	var errs []error
 	for _, n := range s.nodes {
 		errs = append(errs, s.setSnapshot(n))
 	}
 	return errors.Join(errs...)
+}
+
+// SetPodSource tells the server how to find a sidecar's pod (by namespace
+// and name; nil when it does not exist), so that sidecars get inbound
+// configuration. The Controller sets it when it starts. get is called with
+// the server's lock held and must not call back into the server.
+func (s *Server) SetPodSource(get func(namespace, name string) *corev1.Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pods = get
 }
 
 // setSnapshot gives a node the snapshot of the current resources. It never
@@ -281,20 +315,72 @@ func (s *Server) setSnapshot(n *node) error {
 	if ix == nil {
 		return nil // nothing translated yet
 	}
-	rs := ix.resources
+	var snap *cachev3.Snapshot
 	if n.kind == translate.Proxyless {
-		rs = ix.subset(n.sub)
-	}
-	snap := ix.snapshot(rs)
-	if err := snap.Consistent(); err != nil {
-		s.log.Error(err, "inconsistent snapshot not set; the node keeps its previous one", "node", n.id, "kind", n.kind.String())
-		return fmt.Errorf("snapshot for node %s: %w", n.id, err)
+		snap = ix.snapshot(ix.subset(n.sub))
+		if err := snap.Consistent(); err != nil {
+			s.log.Error(err, "inconsistent snapshot not set; the node keeps its previous one", "node", n.id, "kind", n.kind.String())
+			return fmt.Errorf("snapshot for node %s: %w", n.id, err)
+		}
+	} else {
+		var err error
+		if snap, err = s.proxySnapshot(n); err != nil {
+			s.log.Error(err, "sidecar snapshot not set; the node keeps its previous one", "node", n.id, "pod", n.pod.String())
+			return fmt.Errorf("snapshot for node %s: %w", n.id, err)
+		}
 	}
 	if err := s.cacheFor(n.kind).SetSnapshot(context.Background(), n.id, snap); err != nil {
 		return fmt.Errorf("set snapshot for node %s: %w", n.id, err)
 	}
 	n.set = true
 	return nil
+}
+
+// proxySnapshot is a proxy's snapshot: the shared one, with the inbound
+// configuration of its pod for a sidecar whose pod is known. Sidecars of
+// pods of the same shape share one snapshot. Callers hold s.mu.
+func (s *Server) proxySnapshot(n *node) (*cachev3.Snapshot, error) {
+	if n.pod.Name == "" || s.pods == nil || s.inbound == nil {
+		return s.proxySnap, nil
+	}
+	pod := s.pods(n.pod.Namespace, n.pod.Name)
+	if pod == nil {
+		// Not in the cache (yet): the pod's arrival starts a round that
+		// adds its inbound configuration.
+		return s.proxySnap, nil
+	}
+	in := s.inbound.For(pod)
+	ls := in[resource.ListenerType]
+	if len(ls) == 0 {
+		return s.proxySnap, nil
+	}
+	l, ok := ls[0].(*listenerv3.Listener)
+	if !ok {
+		return nil, fmt.Errorf("inbound listener is a %T", ls[0])
+	}
+	if snap := s.sidecars[l]; snap != nil {
+		return snap, nil
+	}
+	snap, err := s.proxy.withInbound(s.proxySnap, in)
+	if err != nil {
+		return nil, fmt.Errorf("inbound configuration of pod %s: %w", n.pod, err)
+	}
+	s.sidecars[l] = snap
+	return snap, nil
+}
+
+// sidecarPod is the pod a node's metadata names when the node is a
+// sidecar, or the zero name.
+func sidecarPod(n *corev3.Node) ktypes.NamespacedName {
+	f := n.GetMetadata().GetFields()
+	if f[xdsconv.NodeMetaMode].GetStringValue() != xdsconv.ModeSidecar {
+		return ktypes.NamespacedName{}
+	}
+	ns, pod := f[xdsconv.NodeMetaNamespace].GetStringValue(), f[xdsconv.NodeMetaPod].GetStringValue()
+	if ns == "" || pod == "" {
+		return ktypes.NamespacedName{}
+	}
+	return ktypes.NamespacedName{Namespace: ns, Name: pod}
 }
 
 // Kind is how a node is served: a proxy unless it looks like a proxyless
@@ -373,7 +459,7 @@ func (s *Server) request(id int64, cn *corev3.Node, typeURL, version string, nac
 		}
 		n := s.nodes[cn.GetId()]
 		if n == nil {
-			n = &node{id: cn.GetId(), kind: Kind(cn), acked: map[string]string{}}
+			n = &node{id: cn.GetId(), kind: Kind(cn), acked: map[string]string{}, pod: sidecarPod(cn)}
 			s.nodes[n.id] = n
 			s.log.V(1).Info("node connected", "node", n.id, "kind", n.kind.String(), "userAgent", cn.GetUserAgentName())
 		}

@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
@@ -161,4 +162,52 @@ func (ix *indexed) snapshot(rs translate.Resources) *cachev3.Snapshot {
 		snap.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(version, slices.Clone(rs[typ]))
 	}
 	return snap
+}
+
+// withInbound returns base (the snapshot of all of ix) with a sidecar's
+// inbound listener and clusters added. Only the listener and cluster
+// types get new resource maps and versions; the others are base's,
+// shared. Inbound resources must be self-contained (inline routes, no EDS
+// clusters), so that adding them keeps base consistent; a name that base
+// already has is an error.
+func (ix *indexed) withInbound(base *cachev3.Snapshot, in translate.Resources) (*cachev3.Snapshot, error) {
+	out := &cachev3.Snapshot{Resources: base.Resources}
+	var self [types.UnknownType]cachev3.Resources
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, typ := range snapshotTypes {
+		if len(in[typ]) == 0 {
+			continue
+		}
+		if typ != resource.ListenerType && typ != resource.ClusterType {
+			return nil, fmt.Errorf("inbound %s resources are not supported", typ)
+		}
+		i := cachev3.GetResponseType(typ)
+		items := make(map[string]types.ResourceWithTTL, len(base.Resources[i].Items)+len(in[typ]))
+		maps.Copy(items, base.Resources[i].Items)
+		self[i] = cachev3.NewResources("", in[typ])
+		h := sha256.New()
+		h.Write([]byte(base.Resources[i].Version))
+		for _, r := range in[typ] {
+			name := cachev3.GetResourceName(r)
+			if _, dup := items[name]; dup {
+				return nil, fmt.Errorf("inbound %s %q is also an outbound one", typ, name)
+			}
+			b, err := opts.Marshal(r)
+			if err != nil {
+				return nil, fmt.Errorf("marshal %s %s: %w", typ, name, err)
+			}
+			sum := sha256.Sum256(b)
+			h.Write([]byte(name))
+			h.Write([]byte{0})
+			h.Write(sum[:])
+			items[name] = types.ResourceWithTTL{Resource: r}
+		}
+		out.Resources[i] = cachev3.Resources{Version: hex.EncodeToString(h.Sum(nil)[:8]), Items: items}
+	}
+	for typ, names := range cachev3.GetAllResourceReferences(self) {
+		if len(names) > 0 {
+			return nil, fmt.Errorf("inbound resources refer to %s resources %v; they must be self-contained", typ, slices.Sorted(maps.Keys(names)))
+		}
+	}
+	return out, nil
 }

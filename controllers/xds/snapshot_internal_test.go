@@ -2,16 +2,21 @@ package xds
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 func svc(name, ip string) *corev1.Service {
@@ -143,4 +148,127 @@ func mapsEqual(a, b map[resource.Type]string) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// sidecarInputs: Services a (grpc 9090, tcp 5432) and b (http 80) select
+// app=a and app=b; a namespace-wide ALLOW policy protects both.
+func sidecarInputs() *translate.Inputs {
+	in := inputs()
+	in.Services[0].Spec.Selector = map[string]string{"app": "a"}
+	in.Services[1].Spec.Selector = map[string]string{"app": "b"}
+	in.Services[1].Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
+	in.AuthorizationPolicies = []*causewayv1alpha1.AuthorizationPolicy{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "allow"},
+		Spec: causewayv1alpha1.AuthorizationPolicySpec{Action: causewayv1alpha1.AuthorizationActionAllow, Rules: []causewayv1alpha1.AuthorizationRule{{
+			From: &causewayv1alpha1.AuthorizationSource{Namespaces: []causewayv1alpha1.NamespaceName{"default"}},
+		}}},
+	}}
+	return in
+}
+
+func testPod(name, app string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{"app": app}}}
+}
+
+// TestSidecarSnapshots: sidecars get the shared outbound resources and
+// their pod's inbound ones; sidecars of one shape share a snapshot,
+// proxies without a pod share the plain one, and only listener and
+// cluster versions differ between them.
+func TestSidecarSnapshots(t *testing.T) {
+	s, err := NewServer(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]*corev1.Pod{"a-1": testPod("a-1", "a"), "a-2": testPod("a-2", "a"), "b-1": testPod("b-1", "b")}
+	s.SetPodSource(func(namespace, name string) *corev1.Pod {
+		if namespace != "default" {
+			return nil
+		}
+		return pods[name]
+	})
+	for _, id := range []string{"a-1", "a-2", "b-1", "gone"} {
+		s.nodes[id] = &node{id: id, kind: translate.Proxy, acked: map[string]string{}, pod: ktypes.NamespacedName{Namespace: "default", Name: id}}
+	}
+	s.nodes["plain"] = &node{id: "plain", kind: translate.Proxy, acked: map[string]string{}}
+	if err := s.Update(translate.Translate(sidecarInputs())); err != nil {
+		t.Fatal(err)
+	}
+	snap := func(id string) *cachev3.Snapshot {
+		r, err := s.proxyCache.GetSnapshot(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*cachev3.Snapshot)
+	}
+	a1, a2, b1, plain, gone := snap("a-1"), snap("a-2"), snap("b-1"), snap("plain"), snap("gone")
+	if a1 != a2 {
+		t.Error("sidecars of one shape have different snapshots")
+	}
+	if plain != gone || plain == a1 || a1 == b1 {
+		t.Error("want one snapshot for proxies without a known pod, one per shape of sidecar")
+	}
+	for name, sn := range map[string]*cachev3.Snapshot{"a": a1, "b": b1, "plain": plain} {
+		if err := sn.Consistent(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		_, has := sn.GetResources(resource.ListenerType)[xdsconv.VirtualInboundListener]
+		if has != (name != "plain") {
+			t.Errorf("%s: inbound listener %v", name, has)
+		}
+	}
+	if _, ok := a1.GetResources(resource.ClusterType)[xdsconv.InboundClusterName(9090)]; !ok {
+		t.Error("a's sidecar lacks its inbound cluster")
+	}
+	for _, typ := range snapshotTypes {
+		shared := typ == resource.RouteType || typ == resource.EndpointType
+		if (a1.GetVersion(typ) == plain.GetVersion(typ)) != shared || (a1.GetVersion(typ) == b1.GetVersion(typ)) != shared {
+			t.Errorf("%s versions: a %s, b %s, plain %s", typ, a1.GetVersion(typ), b1.GetVersion(typ), plain.GetVersion(typ))
+		}
+		if len(a1.GetResources(typ)) < len(plain.GetResources(typ)) {
+			t.Errorf("%s: a sidecar has fewer resources than a plain proxy", typ)
+		}
+	}
+	// The same inputs again: the same versions.
+	if err := s.Update(translate.Translate(sidecarInputs())); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range snapshotTypes {
+		if snap("a-1").GetVersion(typ) != a1.GetVersion(typ) {
+			t.Errorf("%s: an identical translation changed the sidecar's version", typ)
+		}
+	}
+	// The pod moves to b: its snapshot follows.
+	pods["a-1"] = testPod("a-1", "b")
+	if err := s.Update(translate.Translate(sidecarInputs())); err != nil {
+		t.Fatal(err)
+	}
+	if snap("a-1") != snap("b-1") {
+		t.Error("a pod that changed shape kept its old snapshot")
+	}
+}
+
+func TestWithInboundRefusesConflictsAndReferences(t *testing.T) {
+	res := translate.Translate(sidecarInputs())
+	ix, err := index(res.Proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := ix.snapshot(ix.resources)
+	in := res.Inbound.For(testPod("p", "a"))
+	if _, err := ix.withInbound(base, in); err != nil {
+		t.Fatalf("inbound resources refused: %v", err)
+	}
+	dup := translate.Resources{resource.ClusterType: {res.Proxy[resource.ClusterType][0]}}
+	if _, err := ix.withInbound(base, dup); err == nil || !strings.Contains(err.Error(), "is also an outbound one") {
+		t.Errorf("a name clash: %v", err)
+	}
+	// An EDS cluster refers to endpoints the inbound set does not carry.
+	eds := translate.Resources{resource.ClusterType: {&clusterv3.Cluster{Name: "inbound|1||", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}}}}
+	if _, err := ix.withInbound(base, eds); err == nil || !strings.Contains(err.Error(), "must be self-contained") {
+		t.Errorf("an inbound EDS cluster: %v", err)
+	}
+	routes := translate.Resources{resource.RouteType: {res.Proxy[resource.RouteType][0]}}
+	if _, err := ix.withInbound(base, routes); err == nil {
+		t.Error("inbound route configurations accepted")
+	}
 }

@@ -52,6 +52,30 @@ func (c *Controller) writeStatus(ctx context.Context, in *translate.Inputs, res 
 			errs = append(errs, c.patchStatus(ctx, tp, next))
 		}
 	}
+	for _, ap := range in.AuthorizationPolicies {
+		st, ok := res.AuthorizationPolicies[key(ap)]
+		if !ok {
+			continue
+		}
+		conds := mergeConditions(ap.Status.Conditions, st.Conditions, now)
+		if ap.Status.ObservedGeneration != st.ObservedGeneration || !equality.Semantic.DeepEqual(ap.Status.Conditions, conds) {
+			next := ap.DeepCopy()
+			next.Status.ObservedGeneration, next.Status.Conditions = st.ObservedGeneration, conds
+			errs = append(errs, c.patchStatus(ctx, ap, next))
+		}
+	}
+	for _, ra := range in.RequestAuthentications {
+		st, ok := res.RequestAuthentications[key(ra)]
+		if !ok {
+			continue
+		}
+		conds := mergeConditions(ra.Status.Conditions, st.Conditions, now)
+		if ra.Status.ObservedGeneration != st.ObservedGeneration || !equality.Semantic.DeepEqual(ra.Status.Conditions, conds) {
+			next := ra.DeepCopy()
+			next.Status.ObservedGeneration, next.Status.Conditions = st.ObservedGeneration, conds
+			errs = append(errs, c.patchStatus(ctx, ra, next))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,46 @@
 //	route config    echo.shop.svc.cluster.local:8080
 //	listener        10.101.0.12_8080   (a service VIP and port; bind_to_port false)
 //	                echo.shop.svc.cluster.local:8080 (an API listener, proxyless gRPC only)
+//	                virtualInbound     (a sidecar's inbound side; bind_to_port false)
+//	inbound cluster inbound|8080||     (STATIC, 127.0.0.1:8080: the workload's own port)
+//
+// # The inbound contract
+//
+// A sidecar node (NodeMetaMode "sidecar" with NodeMetaNamespace and
+// NodeMetaPod) gets, besides the outbound configuration every proxy
+// shares, the listener VirtualInboundListener: address 0.0.0.0 and port
+// VirtualInboundPort, bind_to_port false, no use_original_dst. The proxy
+// owns the sockets and hands the listener what arrives for its workload:
+// the inner streams of HBONE tunnels and, in PERMISSIVE mode, captured
+// plaintext connections. It gives each one the destination the client
+// meant (the CONNECT target, or SO_ORIGINAL_DST), and picks the filter
+// chain by its port:
+//
+//   - one chain per workload port of the Services that select the pod
+//     (filter_chain_match.destination_port, the container's target port):
+//     an HTTP port has an http_connection_manager with normalize_path,
+//     merge_slashes and path_with_escaped_slashes_action REJECT_REQUEST,
+//     the HTTP filters envoy.filters.http.jwt_authn (when a
+//     RequestAuthentication selects the pod), envoy.filters.http.rbac with
+//     action DENY and then with action ALLOW (when AuthorizationPolicies
+//     apply), and the router, and an inline route configuration sending
+//     everything to InboundClusterName(port); a TCP port has
+//     envoy.filters.network.rbac filters (DENY, then ALLOW) and a tcp_proxy
+//     to the same cluster;
+//   - the default filter chain, for every other port: the same network
+//     RBAC filters and a tcp_proxy to InboundPassthroughCluster.
+//
+// Authorization rules read what the proxy knows of the connection: the
+// destination port (the target port above), the peer's SPIFFE ID
+// (authenticated.principal_name: the URI SAN of the client certificate
+// of the inner mutual TLS session), the JWT payloads that jwt_authn
+// verified (dynamic metadata of envoy.filters.http.jwt_authn, one entry
+// per issuer: payload_in_metadata is the token's issuer), and the member
+// cluster the peer runs in, which no certificate says: the proxy puts it
+// into the connection's filter state under FilterStatePeerCluster, from
+// the tunnel the stream came through (its own cluster for a peer in the
+// same cluster, the source gateway's cluster for a stream that came over
+// a cluster link), and RBAC matches it with a filter_state principal.
 package xdsconv
 
 import (
@@ -37,6 +77,28 @@ const (
 	// listen on; clients send plain HTTP requests to that address with the
 	// service as Host.
 	ExplicitHTTPListener = "explicit_http"
+
+	// VirtualInboundListener is a sidecar's inbound listener (see the
+	// package documentation): the proxy hands it the connections and
+	// tunnelled streams addressed to its workload.
+	VirtualInboundListener = "virtualInbound"
+
+	// VirtualInboundPort is the port of VirtualInboundListener, the port the
+	// iptables REDIRECT rules send inbound plaintext to.
+	VirtualInboundPort = 15006
+
+	// InboundPassthroughCluster is an ORIGINAL_DST cluster for inbound
+	// connections to a port of the workload that no Service exposes.
+	InboundPassthroughCluster = "InboundPassthroughCluster"
+
+	// InboundAddress is where inbound clusters reach the workload: its own
+	// loopback, on the target port.
+	InboundAddress = "127.0.0.1"
+
+	// FilterStatePeerCluster is the filter state key under which the proxy
+	// records the member cluster of an inbound connection's peer (a string
+	// object), for RBAC filter_state principals.
+	FilterStatePeerCluster = "causeway.dev/peer-cluster"
 
 	// PassthroughCluster is an ORIGINAL_DST cluster: connections to a
 	// destination the mesh does not know go where they were going.
@@ -114,6 +176,30 @@ func ParseClusterName(name string) (port int32, subset, host string, err error) 
 		return 0, "", "", fmt.Errorf("cluster name %q: port %q is not 1-65535", name, parts[1])
 	}
 	return int32(p), parts[2], parts[3], nil
+}
+
+// InboundClusterName is the name of the STATIC cluster that sends a
+// sidecar's inbound traffic for a target port to InboundAddress:port.
+func InboundClusterName(port int32) string {
+	return "inbound|" + strconv.Itoa(int(port)) + "||"
+}
+
+// ParseInboundClusterName returns the port of a name made by
+// InboundClusterName.
+func ParseInboundClusterName(name string) (int32, error) {
+	rest, ok := strings.CutPrefix(name, "inbound|")
+	if !ok {
+		return 0, fmt.Errorf("cluster name %q is not inbound|<port>||", name)
+	}
+	num, ok := strings.CutSuffix(rest, "||")
+	if !ok {
+		return 0, fmt.Errorf("cluster name %q is not inbound|<port>||", name)
+	}
+	p, err := strconv.ParseUint(num, 10, 16)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("cluster name %q: port %q is not 1-65535", name, num)
+	}
+	return int32(p), nil
 }
 
 // RouteName is the name of the route configuration (and of the proxyless

@@ -72,3 +72,18 @@ func FuzzParseClusterName(f *testing.F) {
 		}
 	})
 }
+
+func TestInboundClusterNameRoundTrip(t *testing.T) {
+	name := InboundClusterName(8080)
+	if name != "inbound|8080||" {
+		t.Fatalf("InboundClusterName = %q", name)
+	}
+	if port, err := ParseInboundClusterName(name); err != nil || port != 8080 {
+		t.Fatalf("ParseInboundClusterName = %d %v", port, err)
+	}
+	for _, bad := range []string{"", "inbound|0||", "inbound|70000||", "outbound|80||x", "inbound|80|", "inbound|80||x", "inbound|http||", "inbound|-1||"} {
+		if _, err := ParseInboundClusterName(bad); err == nil {
+			t.Errorf("ParseInboundClusterName(%q) accepted", bad)
+		}
+	}
+}

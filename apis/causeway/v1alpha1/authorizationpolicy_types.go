@@ -22,8 +22,8 @@ import (
 
 // Condition types of an AuthorizationPolicy.
 const (
-	// AuthorizationPolicyAccepted is True when the policy's target, if any,
-	// exists.
+	// AuthorizationPolicyAccepted is True when the policy is valid and its
+	// target, if any, exists.
 	AuthorizationPolicyAccepted = ConditionTypeAccepted
 
 	// AuthorizationPolicyReady summarises the policy: True when it is
@@ -41,6 +41,12 @@ const (
 // A request is denied if any DENY policy matches it. Otherwise, if any ALLOW
 // policy applies to the destination, the request must match at least one of
 // them. With no ALLOW policy, requests are allowed.
+//
+// Connections on TCP ports (and to ports no Service exposes) carry no HTTP
+// request: there, an ALLOW rule with a condition only HTTP requests have
+// (paths, methods, hosts, headers, requestPrincipals, claims) matches
+// nothing, and a DENY rule is applied without those conditions, so that
+// both are more restrictive rather than less (as Istio does).
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Namespaced,shortName=authzpol,categories=causeway
@@ -81,8 +87,11 @@ const (
 // AuthorizationPolicy.
 type AuthorizationPolicySpec struct {
 	// TargetRef is the Service or ServiceImport, in this namespace, whose
-	// workloads the policy protects. When unset, the policy protects every
-	// workload in the namespace.
+	// workloads the policy protects: the pods its selector (for a
+	// ServiceImport, the selector of the Service of the same name in this
+	// cluster) selects. When unset, the policy protects every workload in
+	// the namespace, and a policy in the root namespace (causeway-system)
+	// every workload in the cluster.
 	// +optional
 	TargetRef *PolicyTargetReference `json:"targetRef,omitempty"`
 
@@ -119,17 +128,22 @@ type AuthorizationRule struct {
 	When *AuthorizationCondition `json:"when,omitempty"`
 }
 
-// AuthorizationSource matches the source of a request, as authenticated by
-// mutual TLS.
-// +kubebuilder:validation:XValidation:rule=`has(self.principals) || has(self.namespaces) || has(self.clusters)`,message=`from must set at least one of principals, namespaces or clusters`
+// AuthorizationSource matches the source of a request: the peer that
+// mutual TLS authenticated, and the end user that a RequestAuthentication
+// authenticated by JSON Web Token.
+// +kubebuilder:validation:XValidation:rule=`has(self.principals) || has(self.namespaces) || has(self.clusters) || has(self.requestPrincipals)`,message=`from must set at least one of principals, namespaces, clusters or requestPrincipals`
 type AuthorizationSource struct {
 	// Principals are SPIFFE IDs of source workloads, for example
-	// "spiffe://cluster.local/ns/shop/sa/frontend".
+	// "spiffe://cluster.local/ns/shop/sa/frontend". One '*' at the start or
+	// the end matches any suffix or prefix: "spiffe://cluster.local/ns/shop/*"
+	// is every workload of namespace shop, "*/sa/frontend" every workload
+	// running as a service account named frontend, and "*" any
+	// authenticated workload.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=64
-	Principals []SPIFFEID `json:"principals,omitempty"`
+	// +kubebuilder:validation:MaxItems=32
+	Principals []SPIFFEIDPattern `json:"principals,omitempty"`
 
 	// Namespaces are the namespaces of source workloads, in any cluster.
 	// +optional
@@ -144,6 +158,18 @@ type AuthorizationSource struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=64
 	Clusters []ClusterName `json:"clusters,omitempty"`
+
+	// RequestPrincipals are end users authenticated by a JSON Web Token
+	// that a RequestAuthentication of the destination verified, written
+	// "<iss>/<sub>" (the token's issuer and subject claims), for example
+	// "https://accounts.example.com/alice". One '*' at the start or the end
+	// matches any suffix or prefix; "*" alone matches any request with a
+	// valid token. Only HTTP and gRPC requests carry tokens.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	RequestPrincipals []RequestPrincipal `json:"requestPrincipals,omitempty"`
 }
 
 // SPIFFEID is a SPIFFE ID: "spiffe://<trust-domain>/<path>". Causeway's
@@ -152,6 +178,21 @@ type AuthorizationSource struct {
 // +kubebuilder:validation:MaxLength=512
 // +kubebuilder:validation:XValidation:rule=`self.matches('^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*$')`,message=`principals must be SPIFFE IDs such as 'spiffe://cluster.local/ns/shop/sa/frontend': 'spiffe://', a lowercase trust domain, then path segments of letters, digits, '.', '_' or '-'`
 type SPIFFEID string
+
+// SPIFFEIDPattern is a SPIFFE ID, or a pattern of one with a single '*'
+// at the start or the end: "*" (any), a prefix such as
+// "spiffe://cluster.local/ns/shop/*", or a suffix such as "*/sa/frontend".
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=512
+// +kubebuilder:validation:XValidation:rule=`self.matches('^([*]|spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*|spiffe://[a-z0-9._-]*(/[A-Za-z0-9._-]*)*[*]|[*][A-Za-z0-9._/-]+)$')`,message=`principals must be SPIFFE IDs such as 'spiffe://cluster.local/ns/shop/sa/frontend' ('spiffe://', a lowercase trust domain, then path segments of letters, digits, '.', '_' or '-'), or such an ID with one '*' at the start or the end, such as 'spiffe://cluster.local/ns/shop/*' or '*/sa/frontend'`
+type SPIFFEIDPattern string
+
+// RequestPrincipal is "<iss>/<sub>" of a JSON Web Token, or a pattern of
+// it with a single '*' at the start or the end. Printable ASCII only.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=512
+// +kubebuilder:validation:XValidation:rule=`self.matches('^([*]|[*][!-)+-~]+|[!-)+-~]+[*]|[!-)+-~]+/[!-)+-~]+)$')`,message=`requestPrincipals must be '<issuer>/<subject>' such as 'https://accounts.example.com/alice', or have one '*' at the start or the end such as 'https://accounts.example.com/*' ('*' alone: any valid token); printable ASCII without spaces`
+type RequestPrincipal string
 
 // NamespaceName is the name of a Kubernetes namespace.
 // +kubebuilder:validation:MinLength=1
@@ -172,7 +213,12 @@ type AuthorizationDestination struct {
 
 	// Paths are HTTP request paths. A path ending in '*' matches every path
 	// that starts with what comes before the '*'; any other path must match
-	// exactly. Only HTTP and gRPC requests can match paths.
+	// exactly. Only HTTP and gRPC requests can match paths. Requests are
+	// matched after their path is normalised (percent-encoded unreserved
+	// characters decoded, dot segments removed, repeated slashes merged,
+	// requests with an encoded '/' or '\' refused), so paths here must be
+	// in that normal form: "/a//b" or "/a/./b" could never match and are
+	// refused.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
@@ -180,6 +226,7 @@ type AuthorizationDestination struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=1024
 	// +kubebuilder:validation:items:XValidation:rule=`self.startsWith('/') && (!self.contains('*') || self.indexOf('*') == size(self) - 1)`,message=`paths must start with '/' and may contain '*' only as the last character, for a prefix match such as '/api/*'`
+	// +kubebuilder:validation:items:XValidation:rule=`!self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..') && !self.contains('\\')`,message=`paths must be normalised, as requests are before they are matched: no '//', no '.' or '..' segments and no '\'`
 	Paths []string `json:"paths,omitempty"`
 
 	// Methods are HTTP methods. gRPC requests are all POST.
@@ -206,14 +253,49 @@ type AuthorizationDestination struct {
 // +kubebuilder:validation:Enum=GET;HEAD;POST;PUT;DELETE;CONNECT;OPTIONS;TRACE;PATCH
 type HTTPMethod string
 
-// AuthorizationCondition holds extra conditions on a request.
+// AuthorizationCondition holds extra conditions on a request: all of
+// them must match.
+// +kubebuilder:validation:XValidation:rule=`has(self.headers) || has(self.claims)`,message=`when must set at least one of headers or claims`
 type AuthorizationCondition struct {
 	// Headers must all match the request.
-	// +required
+	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
-	Headers []HeaderMatch `json:"headers"`
+	Headers []HeaderMatch `json:"headers,omitempty"`
+
+	// Claims must all match a JSON Web Token of the request that a
+	// RequestAuthentication of the destination verified. A request without
+	// such a token matches no claim. Only HTTP and gRPC requests carry
+	// tokens.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Claims []ClaimMatch `json:"claims,omitempty"`
+}
+
+// ClaimMatch matches one top-level claim of a verified JSON Web Token. A
+// string claim matches when it equals one of the values; a list claim
+// (and the space-separated "scope" and "permission" claims) when any of
+// its elements does.
+type ClaimMatch struct {
+	// Name is the claim's name, for example "groups".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+
+	// Values are the accepted values. One '*' at the start or the end
+	// matches any suffix or prefix; "*" alone matches any value.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:XValidation:rule=`self.matches('^([*]|[*][^*]+|[^*]+[*]?)$')`,message=`claim values may contain one '*', as the first or the last character`
+	Values []string `json:"values"`
 }
 
 // HeaderMatch matches one request header by exact value, prefix or regular

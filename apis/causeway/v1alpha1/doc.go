@@ -22,6 +22,8 @@ limitations under the License.
 //   - TrafficPolicy, FailoverPolicy and AuthorizationPolicy (namespaced):
 //     how traffic to one Service or ServiceImport is balanced, limited,
 //     retried, failed over and authorised.
+//   - RequestAuthentication (namespaced): which JSON Web Tokens the
+//     workloads it selects accept.
 //   - MeshConfig (cluster-scoped singleton named "default"): mesh-wide
 //     settings such as the trust domain and the mTLS mode.
 //

@@ -48,6 +48,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&TrafficPolicy{}, &TrafficPolicyList{},
 		&FailoverPolicy{}, &FailoverPolicyList{},
 		&AuthorizationPolicy{}, &AuthorizationPolicyList{},
+		&RequestAuthentication{}, &RequestAuthenticationList{},
 		&MeshConfig{}, &MeshConfigList{},
 		&ExportRecord{}, &ExportRecordList{},
 		&GlobalService{}, &GlobalServiceList{},

@@ -1,9 +1,10 @@
 // Package translate turns the Kubernetes objects an agent sees — Services,
 // EndpointSlices, ServiceImports, Gateway API HTTPRoutes and GRPCRoutes
-// attached to them (GAMMA), and TrafficPolicies — into Envoy xDS v3
-// resources, for two kinds of node: proxies (causeway-proxy and Envoy) and
-// proxyless gRPC clients. It also decides the status of every route and
-// policy. It is pure: no client, no clock, no logging; the same Inputs
+// attached to them (GAMMA), TrafficPolicies, AuthorizationPolicies and
+// RequestAuthentications — into Envoy xDS v3 resources, for two kinds of
+// node: proxies (causeway-proxy and Envoy, and sidecars among them, which
+// also get their workload's inbound configuration) and proxyless gRPC
+// clients. It also decides the status of every route and policy. It is pure: no client, no clock, no logging; the same Inputs
 // always give the same, sorted Result, so snapshot versions can be content
 // hashes.
 //
@@ -11,7 +12,9 @@
 //
 //	res := translate.Translate(&translate.Inputs{ClusterName: "east", Services: ..., ...})
 //	snap, _ := cache.NewSnapshot(version, res.Proxy)
-//	// res.HTTPRoutes, res.GRPCRoutes, res.TrafficPolicies: status to write
+//	inbound := res.Inbound.For(pod) // a sidecar's own listener and clusters, on top of res.Proxy
+//	// res.HTTPRoutes, res.GRPCRoutes, res.TrafficPolicies, res.AuthorizationPolicies,
+//	// res.RequestAuthentications: status to write
 //
 // # What a node gets
 //
@@ -57,6 +60,81 @@
 // not resolve sets ResolvedRefs=False and its share of traffic is answered
 // 500 (through xdsconv.InvalidBackendCluster). Cross-namespace backends
 // and parents are refused until ReferenceGrants are read.
+//
+// # Inbound configuration of sidecars
+//
+// Result.Inbound builds, for a sidecar's pod, what the sidecar gets on top
+// of the proxies' resources: the listener xdsconv.VirtualInboundListener
+// and its clusters (the contract is in package internal/xdsconv's
+// documentation). Its filter chains are picked by destination_port, one
+// per target port of the Services whose selector matches the pod
+// (targetPort numbers, names resolved through the pod's container ports,
+// unset meaning the Service port; a port two Services give different
+// protocols is opaque TCP), and a default chain passes any other port
+// through (InboundPassthroughCluster, ORIGINAL_DST). HTTP ports get an HTTP
+// connection manager that normalises paths (normalize_path, merge_slashes,
+// path_with_escaped_slashes_action REJECT_REQUEST) and routes everything,
+// without a timeout, to the STATIC cluster xdsconv.InboundClusterName(port)
+// at 127.0.0.1:port; TCP ports and the default chain get a tcp_proxy.
+// Pods of the same shape (namespace, labels, container ports) share one
+// set of resources, built once per translation.
+//
+// AuthorizationPolicies apply to the pods of their target (a Service's
+// selector; for a ServiceImport, the selector of the Service of the same
+// name), to every pod of their namespace without a target, and to every
+// pod of the cluster from the root namespace (Inputs.RootNamespace,
+// causeway-system by default). They become, as in Istio, at most two RBAC
+// filters: DENY first, then ALLOW (present as soon as an ALLOW policy
+// applies, so that a request matching no ALLOW rule is denied, and an
+// ALLOW policy without rules denies everything); a DENY policy without
+// rules adds nothing. Each rule is one RBAC policy,
+// "ns[<ns>]-policy[<name>]-rule[<i>]": every condition set must match,
+// and the entries of a list are alternatives.
+//
+//	from.principals          authenticated.principal_name: exact, or prefix / suffix for one '*' ("*": prefix "spiffe://")
+//	from.namespaces          authenticated.principal_name safe_regex spiffe://[^/]+/ns/<ns>/sa/[^/]+
+//	from.clusters            filter_state xdsconv.FilterStatePeerCluster, exact
+//	from.requestPrincipals   sourced_metadata of envoy.filters.http.jwt_authn (see below)
+//	to.ports                 destination_port (the target port)
+//	to.paths                 url_path: exact, or prefix for a trailing '*'
+//	to.methods               header :method, exact
+//	to.hosts                 header :authority, safe_regex (?i)<host>(:[0-9]+)? ("*.d": [^:/]+\.d)
+//	when.headers             header: exact, prefix or safe_regex (RE2, whole value)
+//	when.claims              sourced_metadata of envoy.filters.http.jwt_authn (see below)
+//
+// Paths are matched after normalisation, so a policy path must be in the
+// normal form (no "//", "." or ".." segments, no escape of an unreserved
+// character, upper-case escapes, no %2F or %5C, no byte that normalisation
+// would escape): a path in another form could never match, which in a
+// DENY rule is a hole, so such a policy is not accepted. TCP chains have
+// no HTTP request: there an ALLOW rule with an HTTP-only condition (paths,
+// methods, hosts, headers, request principals, claims) is left out and a
+// DENY rule is applied without those conditions, restrictive both ways,
+// as Istio does.
+//
+// RequestAuthentications that select a pod become one jwt_authn filter:
+// a provider per JWT rule ("<ns>/<name>/<i>"; inline keys as local_jwks,
+// a URI as remote_jwks fetched asynchronously) and one rule for every
+// path requiring any provider or no token (requires_any with
+// allow_missing): a token that does not verify is answered 401, a request
+// without one goes on to RBAC. Each provider writes the verified payload
+// to the filter's dynamic metadata under its issuer (payload_in_metadata;
+// "scope" and "permission" split at spaces), which is how RBAC reads
+// tokens: a request principal "<iss>/<sub>" is, for each issuer I the pod
+// verifies, a match on the "sub" claim of the payload under I when the
+// principal's text starts with I+"/". Patterns with '*' are resolved the
+// same way against the known issuers, exactly: "<iss>/<sub>" starts or
+// ends with the pattern's text just when the generated conditions on I and
+// sub hold. A claim matches a string claim equal to one of the values, or
+// a list claim containing one ('*' as in principals). Without a
+// RequestAuthentication for the pod, request principals and claims match
+// nothing.
+//
+// An AuthorizationPolicy or RequestAuthentication that is invalid (what
+// the CRD checks, checked again, and what it cannot check: regular
+// expressions, normal paths, key sets the proxy cannot use) or whose
+// target does not exist is Accepted=False with the reason and takes no
+// part in any workload's configuration; the others are Accepted=True.
 //
 // # TrafficPolicies
 //

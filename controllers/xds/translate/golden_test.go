@@ -26,16 +26,19 @@ func TestGolden(t *testing.T) {
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			in := loadInputs(t, file)
+			in, pods := loadInputs(t, file)
 			before := deepCopyInputs(in)
 			res := translate.Translate(in)
+			checkResources(t, "proxy", res.Proxy)
+			checkResources(t, "proxyless", res.Proxyless)
+			for _, p := range pods {
+				checkResources(t, "sidecar "+p.Name, sidecarResources(res, p))
+			}
 			if !reflect.DeepEqual(in, before) {
 				t.Error("Translate modified its inputs")
 			}
-			checkResources(t, "proxy", res.Proxy)
-			checkResources(t, "proxyless", res.Proxyless)
-			got := goldenJSON(t, res)
-			if again := goldenJSON(t, translate.Translate(in)); !bytes.Equal(got, again) {
+			got := goldenJSON(t, res, pods)
+			if again := goldenJSON(t, translate.Translate(in), pods); !bytes.Equal(got, again) {
 				t.Error("two translations of the same inputs differ")
 			}
 			golden := filepath.Join("testdata", name+".golden.json")
@@ -82,6 +85,14 @@ func deepCopyInputs(in *translate.Inputs) *translate.Inputs {
 	out.TrafficPolicies = nil
 	for _, o := range in.TrafficPolicies {
 		out.TrafficPolicies = append(out.TrafficPolicies, o.DeepCopy())
+	}
+	out.AuthorizationPolicies = nil
+	for _, o := range in.AuthorizationPolicies {
+		out.AuthorizationPolicies = append(out.AuthorizationPolicies, o.DeepCopy())
+	}
+	out.RequestAuthentications = nil
+	for _, o := range in.RequestAuthentications {
+		out.RequestAuthentications = append(out.RequestAuthentications, o.DeepCopy())
 	}
 	return &out
 }

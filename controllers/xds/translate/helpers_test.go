@@ -13,23 +13,38 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate/translatetest"
 )
 
-func loadInputs(t testing.TB, path string) *translate.Inputs {
+func loadInputs(t testing.TB, path string) (*translate.Inputs, []*corev1.Pod) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := translatetest.DecodeInputs(data)
+	in, pods, err := translatetest.Decode(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return in
+	return in, pods
+}
+
+// sidecarResources are what a sidecar of pod gets: the shared proxy
+// resources and the pod's inbound ones.
+func sidecarResources(res *translate.Result, pod *corev1.Pod) translate.Resources {
+	out := translate.Resources{}
+	inbound := res.Inbound.For(pod)
+	for _, typ := range typeURLs {
+		out[typ] = append(slices.Clone(res.Proxy[typ]), inbound[typ]...)
+		slices.SortFunc(out[typ], func(a, b cachetypes.Resource) int {
+			return strings.Compare(cachev3.GetResourceName(a), cachev3.GetResourceName(b))
+		})
+	}
+	return out
 }
 
 // types are the resource types a Result holds, in a fixed order.
@@ -74,11 +89,11 @@ func checkResources(t testing.TB, kind string, rs translate.Resources) {
 }
 
 // goldenJSON renders a Result as indented JSON: resources by protojson,
-// status by encoding/json.
-func goldenJSON(t testing.TB, res *translate.Result) []byte {
+// status by encoding/json, and the inbound resources of each pod.
+func goldenJSON(t testing.TB, res *translate.Result, pods []*corev1.Pod) []byte {
 	t.Helper()
 	out := map[string]any{}
-	for kind, rs := range map[string]translate.Resources{"proxy": res.Proxy, "proxyless": res.Proxyless} {
+	render := func(rs translate.Resources) map[string][]json.RawMessage {
 		byType := map[string][]json.RawMessage{}
 		for _, typ := range typeURLs {
 			for _, r := range rs[typ] {
@@ -90,7 +105,17 @@ func goldenJSON(t testing.TB, res *translate.Result) []byte {
 				byType[short] = append(byType[short], json.RawMessage(b))
 			}
 		}
-		out[kind] = byType
+		return byType
+	}
+	for kind, rs := range map[string]translate.Resources{"proxy": res.Proxy, "proxyless": res.Proxyless} {
+		out[kind] = render(rs)
+	}
+	if len(pods) > 0 {
+		inbound := map[string]any{}
+		for _, p := range pods {
+			inbound[p.Namespace+"/"+p.Name] = render(res.Inbound.For(p))
+		}
+		out["inbound"] = inbound
 	}
 	status := map[string]any{}
 	for k, v := range res.HTTPRoutes {
@@ -101,6 +126,12 @@ func goldenJSON(t testing.TB, res *translate.Result) []byte {
 	}
 	for k, v := range res.TrafficPolicies {
 		status["TrafficPolicy "+k.String()] = v
+	}
+	for k, v := range res.AuthorizationPolicies {
+		status["AuthorizationPolicy "+k.String()] = v
+	}
+	for k, v := range res.RequestAuthentications {
+		status["RequestAuthentication "+k.String()] = v
 	}
 	out["status"] = status
 	b, err := json.Marshal(out)

@@ -65,14 +65,7 @@ func policyStatus(generation int64, reason, message string) PolicyStatus {
 
 // policyTarget is the key of a policy's target.
 func policyTarget(tp *causewayv1alpha1.TrafficPolicy) (targetKey, error) {
-	ref := tp.Spec.TargetRef
-	switch {
-	case ref.Kind == causewayv1alpha1.TargetKindService && ref.GroupOrDefault() == "":
-		return targetKey{kindService, tp.Namespace, ref.Name}, nil
-	case ref.Kind == causewayv1alpha1.TargetKindServiceImport && ref.GroupOrDefault() == causewayv1alpha1.MCSGroup:
-		return targetKey{kindServiceImport, tp.Namespace, ref.Name}, nil
-	}
-	return targetKey{}, fmt.Errorf("targetRef group %q kind %q: want group \"\" with kind Service, or %s with kind ServiceImport", ref.Group, ref.Kind, causewayv1alpha1.MCSGroup)
+	return targetKeyOf(tp.Namespace, tp.Spec.TargetRef)
 }
 
 // cookieName and headerName are the syntax the CRD enforces, checked again

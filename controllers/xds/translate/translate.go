@@ -21,8 +21,10 @@ import (
 // reports route status (status.parents[].controllerName).
 const ControllerName gatewayv1.GatewayController = "causeway.dev/agent"
 
-// Inputs is everything a translation reads. Translate never modifies it,
-// and keeps no reference to it in the Result.
+// Inputs is everything a translation reads. Translate never modifies it.
+// Result.Inbound keeps references to its Services and policies (the
+// informer cache's objects, which are never modified in place); nothing
+// else in the Result does.
 type Inputs struct {
 	// ClusterName is the name of the member cluster the agent runs in:
 	// endpoints of this cluster get priority 0.
@@ -52,6 +54,16 @@ type Inputs struct {
 
 	// TrafficPolicies shape traffic to their target.
 	TrafficPolicies []*causewayv1alpha1.TrafficPolicy
+
+	// AuthorizationPolicies and RequestAuthentications protect the
+	// workloads of sidecars (Result.Inbound).
+	AuthorizationPolicies  []*causewayv1alpha1.AuthorizationPolicy
+	RequestAuthentications []*causewayv1alpha1.RequestAuthentication
+
+	// RootNamespace is the namespace whose AuthorizationPolicies and
+	// RequestAuthentications without a targetRef apply to every workload;
+	// causewayv1alpha1.SystemNamespace when empty.
+	RootNamespace string
 }
 
 // NodeKind is the kind of xDS client a set of resources is for.
@@ -102,6 +114,15 @@ type Result struct {
 
 	// TrafficPolicies holds the status of every TrafficPolicy.
 	TrafficPolicies map[ktypes.NamespacedName]PolicyStatus
+
+	// AuthorizationPolicies and RequestAuthentications hold the status of
+	// every one of them.
+	AuthorizationPolicies  map[ktypes.NamespacedName]PolicyStatus
+	RequestAuthentications map[ktypes.NamespacedName]PolicyStatus
+
+	// Inbound builds the inbound resources of each sidecar's pod, which a
+	// sidecar gets on top of Proxy.
+	Inbound *Inbound
 }
 
 // Translate turns the inputs into xDS resources for both kinds of node and
@@ -112,12 +133,17 @@ func Translate(in *Inputs) *Result {
 	t.collectTargets()
 	t.resolvePolicies()
 	t.attachRoutes()
+	authz := t.resolveAuthorizationPolicies()
+	authn := t.resolveRequestAuthentications()
 	res := &Result{
-		Proxy:           t.build(Proxy),
-		Proxyless:       t.build(Proxyless),
-		HTTPRoutes:      t.httpStatus,
-		GRPCRoutes:      t.grpcStatus,
-		TrafficPolicies: t.policyStatus,
+		Proxy:                  t.build(Proxy),
+		Proxyless:              t.build(Proxyless),
+		HTTPRoutes:             t.httpStatus,
+		GRPCRoutes:             t.grpcStatus,
+		TrafficPolicies:        t.policyStatus,
+		AuthorizationPolicies:  t.authzStatus,
+		RequestAuthentications: t.authnStatus,
+		Inbound:                newInbound(t.in.Services, authz, authn),
 	}
 	return res
 }
@@ -141,23 +167,41 @@ type translator struct {
 	// rendered memoises the routes of a port for a kind of node.
 	rendered map[routesKey][]*routev3.Route
 
+	// allServices and allImports index every Service and ServiceImport,
+	// translated or not, for the targets of authorization policies.
+	allServices map[ktypes.NamespacedName]*corev1.Service
+	allImports  map[ktypes.NamespacedName]bool
+
 	httpStatus   map[ktypes.NamespacedName][]gatewayv1.RouteParentStatus
 	grpcStatus   map[ktypes.NamespacedName][]gatewayv1.RouteParentStatus
 	policyStatus map[ktypes.NamespacedName]PolicyStatus
+	authzStatus  map[ktypes.NamespacedName]PolicyStatus
+	authnStatus  map[ktypes.NamespacedName]PolicyStatus
 }
 
 func newTranslator(in *Inputs) *translator {
-	return &translator{
+	t := &translator{
 		in:           in,
 		byKey:        map[targetKey]*target{},
 		skipped:      map[targetKey]string{},
 		localSlices:  map[ktypes.NamespacedName][]*discoveryv1.EndpointSlice{},
 		importSlices: map[ktypes.NamespacedName][]*discoveryv1.EndpointSlice{},
 		rendered:     map[routesKey][]*routev3.Route{},
+		allServices:  make(map[ktypes.NamespacedName]*corev1.Service, len(in.Services)),
+		allImports:   make(map[ktypes.NamespacedName]bool, len(in.ServiceImports)),
 		httpStatus:   map[ktypes.NamespacedName][]gatewayv1.RouteParentStatus{},
 		grpcStatus:   map[ktypes.NamespacedName][]gatewayv1.RouteParentStatus{},
 		policyStatus: map[ktypes.NamespacedName]PolicyStatus{},
+		authzStatus:  map[ktypes.NamespacedName]PolicyStatus{},
+		authnStatus:  map[ktypes.NamespacedName]PolicyStatus{},
 	}
+	for _, svc := range in.Services {
+		t.allServices[ktypes.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}] = svc
+	}
+	for _, si := range in.ServiceImports {
+		t.allImports[ktypes.NamespacedName{Namespace: si.Namespace, Name: si.Name}] = true
+	}
+	return t
 }
 
 // build renders every resource for one kind of node.

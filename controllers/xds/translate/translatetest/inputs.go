@@ -23,30 +23,41 @@ import (
 
 // inputsHeader is the optional first document of a testdata file.
 type inputsHeader struct {
-	Kind        string `json:"kind"`
-	ClusterName string `json:"clusterName"`
-	Region      string `json:"region"`
-	Zone        string `json:"zone"`
+	Kind          string `json:"kind"`
+	ClusterName   string `json:"clusterName"`
+	Region        string `json:"region"`
+	Zone          string `json:"zone"`
+	RootNamespace string `json:"rootNamespace"`
 }
 
 // DecodeInputs reads a multi-document YAML file of Kubernetes objects (and
-// an optional "kind: Inputs" header with clusterName, region and zone).
+// an optional "kind: Inputs" header with clusterName, region, zone and
+// rootNamespace). Pods are read and left out: see Decode.
 func DecodeInputs(data []byte) (*translate.Inputs, error) {
+	in, _, err := Decode(data)
+	return in, err
+}
+
+// Decode reads a file as DecodeInputs does and also returns its Pods, in
+// file order: the pods of sidecars whose inbound configuration
+// (translate.Result.Inbound) a test renders.
+func Decode(data []byte) (*translate.Inputs, []*corev1.Pod, error) {
 	in := &translate.Inputs{ClusterName: "local"}
+	var pods []*corev1.Pod
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 1; ; doc++ {
 		raw, err := reader.Read()
 		if errors.Is(err, io.EOF) {
-			return in, nil
+			return in, pods, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read document %d: %w", doc, err)
+			return nil, nil, fmt.Errorf("read document %d: %w", doc, err)
 		}
 		var head struct {
 			Kind string `json:"kind"`
 		}
 		if err := yaml.Unmarshal(raw, &head); err != nil {
-			return nil, fmt.Errorf("document %d: %w", doc, err)
+			return nil, nil, fmt.Errorf("document %d: %w", doc, err)
 		}
 		var into any
 		switch head.Kind {
@@ -55,9 +66,9 @@ func DecodeInputs(data []byte) (*translate.Inputs, error) {
 		case "Inputs":
 			var h inputsHeader
 			if err := yaml.UnmarshalStrict(raw, &h); err != nil {
-				return nil, fmt.Errorf("document %d: %w", doc, err)
+				return nil, nil, fmt.Errorf("document %d: %w", doc, err)
 			}
-			in.ClusterName, in.Region, in.Zone = h.ClusterName, h.Region, h.Zone
+			in.ClusterName, in.Region, in.Zone, in.RootNamespace = h.ClusterName, h.Region, h.Zone, h.RootNamespace
 			continue
 		case "Service":
 			o := &corev1.Service{}
@@ -77,11 +88,20 @@ func DecodeInputs(data []byte) (*translate.Inputs, error) {
 		case "TrafficPolicy":
 			o := &causewayv1alpha1.TrafficPolicy{}
 			in.TrafficPolicies, into = append(in.TrafficPolicies, o), o
+		case "AuthorizationPolicy":
+			o := &causewayv1alpha1.AuthorizationPolicy{}
+			in.AuthorizationPolicies, into = append(in.AuthorizationPolicies, o), o
+		case "RequestAuthentication":
+			o := &causewayv1alpha1.RequestAuthentication{}
+			in.RequestAuthentications, into = append(in.RequestAuthentications, o), o
+		case "Pod":
+			o := &corev1.Pod{}
+			pods, into = append(pods, o), o
 		default:
-			return nil, fmt.Errorf("document %d: unexpected kind %q", doc, head.Kind)
+			return nil, nil, fmt.Errorf("document %d: unexpected kind %q", doc, head.Kind)
 		}
 		if err := yaml.UnmarshalStrict(raw, into); err != nil {
-			return nil, fmt.Errorf("document %d (%s): %w", doc, head.Kind, err)
+			return nil, nil, fmt.Errorf("document %d (%s): %w", doc, head.Kind, err)
 		}
 	}
 }
