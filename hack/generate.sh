@@ -42,3 +42,24 @@ for kind in httproutes grpcroutes referencegrants; do
 		cat "${gateway_src}/config/crd/experimental/${file}"
 	} >"${gateway_dir}/${file}"
 done
+
+# cert-manager CRDs of the cert-manager.io group (Certificate,
+# CertificateRequest, Issuer, ClusterIssuer), from the
+# github.com/cert-manager/cert-manager module go.mod pins: the tests that run
+# cert-manager's own controllers against a test API server install them
+# (package charts/cert-manager-crds embeds them; test/certmanager installs
+# them). Production clusters get them from cert-manager's own installation,
+# never from Causeway.
+certmanager_dir=charts/cert-manager-crds
+certmanager_module=github.com/cert-manager/cert-manager
+certmanager_src=$(go list -m -f '{{.Dir}}' "${certmanager_module}")
+certmanager_version=$(go list -m -f '{{.Version}}' "${certmanager_module}")
+mkdir -p "${certmanager_dir}"
+rm -f "${certmanager_dir}"/*.yaml
+for kind in certificates certificaterequests issuers clusterissuers; do
+	file=cert-manager.io_${kind}.yaml
+	{
+		echo "# Copied by hack/generate.sh from ${certmanager_module} ${certmanager_version} deploy/crds/${file}; do not edit."
+		cat "${certmanager_src}/deploy/crds/${file}"
+	} >"${certmanager_dir}/${file}"
+done

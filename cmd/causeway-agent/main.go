@@ -1,7 +1,8 @@
 // Command causeway-agent runs in every member cluster: it publishes the
 // cluster's ServiceExports to the hub, realises the cluster set's services
-// as ServiceImports and EndpointSlices, answers clusterset.local DNS and
-// serves xDS to the cluster's data plane.
+// as ServiceImports and EndpointSlices, answers clusterset.local DNS,
+// serves xDS to the cluster's data plane and signs its proxies' workload
+// certificates, served over SDS.
 package main
 
 import (
@@ -9,8 +10,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/causeway-mesh/causeway/controllers/agent"
+	"github.com/causeway-mesh/causeway/controllers/identity"
 	"github.com/causeway-mesh/causeway/controllers/xds"
 	"github.com/causeway-mesh/causeway/internal/run"
 	"github.com/causeway-mesh/causeway/internal/version"
@@ -26,6 +29,10 @@ func main() {
 	ipRange := flag.String("clusterset-ip-range", agent.DefaultClusterSetIPRange, "CIDR that ClusterSetIPs are allocated from")
 	dnsAddr := flag.String("dns-addr", ":5353", "address of the clusterset.local DNS server, UDP and TCP (empty disables)")
 	xdsAddr := flag.String("xds-addr", xds.DefaultAddr, "address of the xDS server for the cluster's proxies and proxyless gRPC clients (empty disables)")
+	sdsAddr := flag.String("sds-addr", identity.DefaultSDSAddr, "address of the SDS server (gRPC with TLS) that serves the cluster's proxies their workload certificates (empty disables)")
+	audience := flag.String("sds-token-audience", identity.DefaultAudience, "audience of the ServiceAccount tokens SDS clients must present")
+	certTTL := flag.Duration("workload-cert-ttl", identity.DefaultWorkloadCertTTL, "lifetime of workload certificates when the MeshConfig sets no workloadCertTTL (10m to 2160h); they are renewed at half-life")
+	agentSA := flag.String("service-account", identity.AgentNamespace+"/"+identity.AgentServiceAccount, "namespace/name of the agent's ServiceAccount: the identity of its SDS serving certificate")
 	metrics := flag.String("metrics-addr", ":8080", "address of the Prometheus metrics endpoint (0 disables)")
 	health := flag.String("health-addr", ":8081", "address of /healthz (0 disables)")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
@@ -41,6 +48,15 @@ func main() {
 		log.Error("bad --clusterset-ip-range", "err", err)
 		os.Exit(2)
 	}
+	if err := identity.CheckTTL(*certTTL); err != nil {
+		log.Error("bad --workload-cert-ttl", "err", err)
+		os.Exit(2)
+	}
+	saNamespace, saName, ok := strings.Cut(*agentSA, "/")
+	if !ok || saNamespace == "" || saName == "" {
+		log.Error("bad --service-account: want namespace/name", "value", *agentSA)
+		os.Exit(2)
+	}
 	cfg, err := run.RESTConfig(*kubeconfig, *kubecontext)
 	if err != nil {
 		log.Error("agent cannot start", "err", err)
@@ -50,6 +66,7 @@ func main() {
 	defer stop()
 	if err := agent.Run(ctx, agent.Config{
 		Member: cfg, LeaseDuration: *lease, ClusterSetIPRange: prefix, DNSAddr: *dnsAddr, XDSAddr: *xdsAddr,
+		SDSAddr: *sdsAddr, TokenAudience: *audience, WorkloadCertTTL: *certTTL, AgentNamespace: saNamespace, AgentServiceAccount: saName,
 		MetricsAddr: *metrics, HealthAddr: *health, Version: version.Version, Logger: log,
 	}); err != nil {
 		log.Error("agent stopped", "err", err)

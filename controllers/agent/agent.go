@@ -4,8 +4,10 @@
 // member with a second cluster for the hub — cached only in the two hub
 // namespaces the member may read — and runs the export and import
 // controllers, the lease that tells the hub the member is alive, the
-// clusterset.local DNS server and the xDS control plane of the member's
-// data plane.
+// clusterset.local DNS server, the xDS control plane of the member's
+// data plane and the identity service (controllers/identity): the
+// member's CA, loaded from the hub, signs its proxies' certificates,
+// served over SDS.
 //
 // The agent connects out to the hub; the hub never needs credentials for
 // the member. If the hub is unreachable the agent keeps its last realised
@@ -24,6 +26,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,6 +41,7 @@ import (
 	aboutv1alpha1 "github.com/causeway-mesh/causeway/apis/about/v1alpha1"
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/clustersetdns"
+	"github.com/causeway-mesh/causeway/controllers/identity"
 	"github.com/causeway-mesh/causeway/controllers/serviceexport"
 	"github.com/causeway-mesh/causeway/controllers/serviceimport"
 	"github.com/causeway-mesh/causeway/controllers/xds"
@@ -75,6 +79,20 @@ type Config struct {
 	// XDSAddr serves xDS (gRPC, insecure for now) to the member's proxies
 	// and proxyless gRPC clients; "" disables it.
 	XDSAddr string
+	// SDSAddr serves SDS (gRPC with TLS) to the member's proxies: their
+	// workload certificates and the trust bundle; "" disables it. The CA
+	// is loaded and the trust bundle published either way.
+	SDSAddr string
+	// TokenAudience is the audience of the ServiceAccount tokens SDS
+	// clients present; identity.DefaultAudience when empty.
+	TokenAudience string
+	// WorkloadCertTTL is the lifetime of workload certificates when the
+	// MeshConfig sets none; identity.DefaultWorkloadCertTTL when zero.
+	WorkloadCertTTL time.Duration
+	// AgentNamespace and AgentServiceAccount name the agent's own
+	// ServiceAccount, the identity of its SDS serving certificate;
+	// causeway-system/causeway-agent when empty.
+	AgentNamespace, AgentServiceAccount string
 	// MetricsAddr and HealthAddr: "0" disables.
 	MetricsAddr, HealthAddr string
 	// Version is reported on the lease.
@@ -133,9 +151,22 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("cluster", id.Cluster)
 	memberNS := causewayv1alpha1.MemberNamespace(id.Cluster)
+	if cfg.WorkloadCertTTL != 0 {
+		if err := identity.CheckTTL(cfg.WorkloadCertTTL); err != nil {
+			return err
+		}
+	}
 
 	mgr, err := ctrl.NewManager(cfg.Member, ctrl.Options{
-		Scheme:                 s,
+		Scheme: s,
+		// The agent reads one ConfigMap, the trust bundle it publishes:
+		// no cache of every ConfigMap in the cluster.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{causewayv1alpha1.SystemNamespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", identity.TrustBundleConfigMap),
+			},
+		}},
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.HealthAddr,
 		Controller:             config.Controller{MaxConcurrentReconciles: workers},
@@ -150,6 +181,11 @@ func Run(ctx context.Context, cfg Config) error {
 		o.Cache.ByObject = map[client.Object]cache.ByObject{
 			&causewayv1alpha1.ExportRecord{}:  {Namespaces: map[string]cache.Config{memberNS: {}}},
 			&causewayv1alpha1.GlobalService{}: {Namespaces: map[string]cache.Config{causewayv1alpha1.SystemNamespace: {}}},
+			// Only the member's CA Secret: the identity service's.
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{memberNS: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", identity.CASecretName),
+			},
 		}
 	})
 	if err != nil {
@@ -196,12 +232,20 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	authority, err := addIdentity(mgr, hub, cfg, id.Cluster, log)
+	if err != nil {
+		return err
+	}
 	if cfg.HealthAddr != "0" && cfg.HealthAddr != "" {
 		if err := mgr.AddHealthzCheck("ping", func(*http.Request) error { return nil }); err != nil {
 			return fmt.Errorf("add health check: %w", err)
 		}
+		// Not ready until the member's CA has loaded from the hub.
+		if err := mgr.AddReadyzCheck("identity", func(*http.Request) error { return authority.Ready() }); err != nil {
+			return fmt.Errorf("add readiness check: %w", err)
+		}
 	}
-	log.Info("agent starting", "hub", id.Hub.Host, "clusterSetIPRange", cfg.ClusterSetIPRange.String(), "dns", cfg.DNSAddr, "xds", cfg.XDSAddr)
+	log.Info("agent starting", "hub", id.Hub.Host, "clusterSetIPRange", cfg.ClusterSetIPRange.String(), "dns", cfg.DNSAddr, "xds", cfg.XDSAddr, "sds", cfg.SDSAddr)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run agent: %w", err)
 	}
@@ -224,4 +268,34 @@ func addXDS(mgr manager.Manager, addr, cluster string, log *slog.Logger) error {
 		return fmt.Errorf("add xDS controller: %w", err)
 	}
 	return nil
+}
+
+// addIdentity adds the CA reconciler and, with an SDS address, the SDS
+// server.
+func addIdentity(mgr manager.Manager, hub cluster.Cluster, cfg Config, clusterName string, log *slog.Logger) (*identity.Authority, error) {
+	ilog := logr.FromSlogHandler(log.Handler()).WithName("identity")
+	authority := identity.NewAuthority()
+	if err := (&identity.CAReconciler{Hub: hub.GetClient(), Member: mgr.GetClient(), ClusterName: clusterName, Authority: authority}).SetupWithManager(mgr, hub); err != nil {
+		return nil, fmt.Errorf("set up identity CA controller: %w", err)
+	}
+	if cfg.SDSAddr == "" {
+		return authority, nil
+	}
+	issuer := &identity.Issuer{Authority: authority, DefaultTTL: cfg.WorkloadCertTTL}
+	if err := issuer.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up identity MeshConfig controller: %w", err)
+	}
+	auth := &identity.Authenticator{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Audience: cfg.TokenAudience}
+	srv, err := identity.NewSDSServer(identity.SDSOptions{
+		Authority: authority, Issuer: issuer, Authenticator: auth, ClusterName: clusterName,
+		AgentNamespace: cfg.AgentNamespace, AgentServiceAccount: cfg.AgentServiceAccount,
+		Logger: ilog.WithName("sds"), Registerer: metrics.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return srv.ListenAndServe(ctx, cfg.SDSAddr) })); err != nil {
+		return nil, fmt.Errorf("add SDS server: %w", err)
+	}
+	return authority, nil
 }

@@ -20,6 +20,10 @@
 //     sleeping). When health changes, every service the member exports is
 //     re-merged, which withdraws (or restores) its endpoints everywhere.
 //
+// Run also starts federation/trust's reconcilers in the same manager: they
+// hold the cluster set's root CA, issue each member's intermediate CA into
+// its hub namespace and publish the trust bundle.
+//
 // The hub holds no member credentials: agents connect to the hub and write
 // only in their own namespace. Records are trusted only for their own
 // namespace: a record whose spec names another cluster than its namespace's

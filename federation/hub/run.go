@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/federation/trust"
 	"github.com/causeway-mesh/causeway/internal/scheme"
 )
 
@@ -33,6 +35,9 @@ type Config struct {
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz ("0" disables).
 	HealthAddr string
+	// Trust configures the root CA, the members' intermediate CAs and the
+	// trust bundle (its Clock defaults to Clock).
+	Trust trust.Options
 	// Clock, nil for the real one.
 	Clock clock.PassiveClock
 }
@@ -46,16 +51,24 @@ func Run(ctx context.Context, cfg Config) error {
 	// client-go's default of 5 requests/s would hold a burst of exports
 	// back for minutes; API priority and fairness protects the server.
 	restCfg.QPS, restCfg.Burst = 1000, 2000
+	if cfg.Trust.Clock == nil {
+		cfg.Trust.Clock = cfg.Clock
+	}
+	if err := cfg.Trust.Validate(); err != nil {
+		return fmt.Errorf("trust settings: %w", err)
+	}
+	byObject := map[client.Object]cache.ByObject{
+		// Only the agents' leases, not every lease of the hub cluster.
+		&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", causewayv1alpha1.AgentLeaseName)},
+	}
+	maps.Copy(byObject, cfg.Trust.CacheByObject())
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme.New(),
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.HealthAddr,
 		// Reconciles wait on API round trips: a few run at once.
 		Controller: config.Controller{MaxConcurrentReconciles: 16},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only the agents' leases, not every lease of the hub cluster.
-			&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", causewayv1alpha1.AgentLeaseName)},
-		}},
+		Cache:      cache.Options{ByObject: byObject},
 	})
 	if err != nil {
 		return fmt.Errorf("create hub manager: %w", err)
@@ -67,6 +80,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if err := (&MemberClusterReconciler{Client: mgr.GetClient(), GracePeriod: cfg.GracePeriod, Clock: cfg.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := trust.Setup(mgr, cfg.Trust); err != nil {
 		return err
 	}
 	if cfg.HealthAddr != "0" && cfg.HealthAddr != "" {

@@ -16,7 +16,8 @@
 // On the hub: the MemberCluster, the member's namespace
 // causeway-member-<name> (labelled causeway.dev/cluster=<name>), a
 // ServiceAccount there whose Role allows exactly the agent's work in that
-// namespace (ExportRecords and the health Lease), and a RoleBinding in
+// namespace (ExportRecords, the health Lease, and reading the Secret in
+// which the hub issues the member's intermediate CA), and a RoleBinding in
 // causeway-system that lets it read GlobalServices. In the member: the
 // Secret causeway-system/causeway-hub holding a kubeconfig for that
 // ServiceAccount, and the KEP-2149 ClusterProperties cluster.clusterset.k8s.io

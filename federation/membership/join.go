@@ -256,7 +256,9 @@ var readerRules = []rbacv1.PolicyRule{{
 }}
 
 // agentRules is all an agent may do in its own hub namespace: publish its
-// ExportRecords (and read the hub's verdict on them) and renew its Lease.
+// ExportRecords (and read the hub's verdict on them), renew its Lease, and
+// read the Secrets the hub keeps there for it (its intermediate CA,
+// causeway-ca). Reading, not writing: the hub alone issues CAs.
 var agentRules = []rbacv1.PolicyRule{
 	{
 		APIGroups: []string{causewayv1alpha1.GroupName},
@@ -272,6 +274,11 @@ var agentRules = []rbacv1.PolicyRule{
 		APIGroups: []string{"coordination.k8s.io"},
 		Resources: []string{"leases"},
 		Verbs:     []string{"get", "list", "watch", "create", "update", "patch"},
+	},
+	{
+		APIGroups: []string{""},
+		Resources: []string{"secrets"},
+		Verbs:     []string{"get", "list", "watch"},
 	},
 }
 

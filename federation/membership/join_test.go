@@ -209,6 +209,7 @@ func TestJoinUnjoin(t *testing.T) {
 			{APIGroups: []string{"causeway.dev"}, Resources: []string{"exportrecords"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 			{APIGroups: []string{"causeway.dev"}, Resources: []string{"exportrecords/status"}, Verbs: []string{"get"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
 		}
 		if !reflect.DeepEqual(role.Rules, wantRules) {
 			t.Errorf("agent Role rules = %+v, want %+v", role.Rules, wantRules)
@@ -379,12 +380,35 @@ func TestJoinUnjoin(t *testing.T) {
 		if err := agentA.List(ctx, &gs, client.InNamespace(causewayv1alpha1.SystemNamespace)); err != nil {
 			t.Errorf("A lists GlobalServices: %v", err)
 		}
+		// The hub keeps each member's intermediate CA in a Secret of its
+		// namespace (federation/trust); here the test plays the hub.
+		caSecret := func(cluster string) *corev1.Secret {
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: causewayv1alpha1.MemberNamespace(cluster), Name: "causeway-ca"}, Data: map[string][]byte{"ca.crt": []byte(cluster)}}
+			if err := hub.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			return s
+		}
+		ownCA, otherCA := caSecret("a"), caSecret("b")
+		var got corev1.Secret
+		if err := agentA.Get(ctx, client.ObjectKeyFromObject(ownCA), &got); err != nil || string(got.Data["ca.crt"]) != "a" {
+			t.Errorf("A reads its CA Secret: %q, %v", got.Data["ca.crt"], err)
+		}
+		if err := agentA.List(ctx, &corev1.SecretList{}, client.InNamespace(causewayv1alpha1.MemberNamespace("a"))); err != nil {
+			t.Errorf("A lists the Secrets of its namespace: %v", err)
+		}
 
 		forbidden := map[string]error{
 			"create an ExportRecord in B's namespace": agentA.Create(ctx, exportRecord("b", "shop", "checkout")),
 			"write a MemberCluster":                   agentA.Create(ctx, &causewayv1alpha1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: "evil"}}),
 			"write its ExportRecord's status":         agentA.Status().Update(ctx, rec),
-			"read Secrets in its namespace":           agentA.List(ctx, &corev1.SecretList{}, client.InNamespace(causewayv1alpha1.MemberNamespace("a"))),
+			"read B's CA Secret":                      agentA.Get(ctx, client.ObjectKeyFromObject(otherCA), &corev1.Secret{}),
+			"list Secrets in B's namespace":           agentA.List(ctx, &corev1.SecretList{}, client.InNamespace(causewayv1alpha1.MemberNamespace("b"))),
+			"read Secrets of the hub's namespace":     agentA.List(ctx, &corev1.SecretList{}, client.InNamespace(causewayv1alpha1.SystemNamespace)),
+			"overwrite its CA Secret":                 agentA.Update(ctx, got.DeepCopy()),
+			"create a Secret in its namespace": agentA.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+				Namespace: causewayv1alpha1.MemberNamespace("a"), Name: "forged"}}),
+			"delete its CA Secret": agentA.Delete(ctx, ownCA),
 		}
 		for what, err := range forbidden {
 			if !apierrors.IsForbidden(err) {

@@ -23,6 +23,7 @@ const (
 	MetricsPort = 9090
 	HealthPort  = 9091
 	XDSPort     = 15010
+	SDSPort     = 15012
 	// The hub's, on the hub cluster's address: apart from an agent's, since
 	// the hub cluster may also be a member.
 	hubMetricsPort = 9100
@@ -120,6 +121,7 @@ func (cs *ClusterSet) StartAgent(name string) error {
 		"--kubeconfig=" + m.InnerKubeconfig,
 		"--dns-addr=" + m.InfraAddr(DNSPort),
 		"--xds-addr=" + m.InfraAddr(XDSPort),
+		"--sds-addr=" + m.InfraAddr(SDSPort),
 		"--metrics-addr=" + m.InfraAddr(MetricsPort),
 		"--health-addr=" + m.InfraAddr(HealthPort),
 		"--log-level=" + cs.Opts.LogLevel,
