@@ -23,6 +23,7 @@ import (
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // Debounce defaults: a burst of changes (a rollout updating many
@@ -312,6 +313,20 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 	}
 	for i := range authn.Items {
 		in.RequestAuthentications = append(in.RequestAuthentications, &authn.Items[i])
+	}
+	if c.served[schema.GroupKind{Kind: "Pod"}] {
+		var pods corev1.PodList
+		if err := c.Client.List(ctx, &pods, client.HasLabels{xdsconv.LabelTunnel}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("list pods: %w", err)
+		}
+		for i := range pods.Items {
+			if p := &pods.Items[i]; p.Labels[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE {
+				if in.HBONEPods == nil {
+					in.HBONEPods = map[string]bool{}
+				}
+				in.HBONEPods[p.Namespace+"/"+p.Name] = true
+			}
+		}
 	}
 	return in, nil
 }

@@ -122,6 +122,21 @@ const (
 	// MetadataCluster is the key, under MetadataNamespace of an LbEndpoint's
 	// metadata, of the name of the cluster the endpoint runs in.
 	MetadataCluster = "cluster"
+
+	// MetadataTunnel is the key, under MetadataNamespace of an LbEndpoint's
+	// metadata, of how proxies reach the endpoint: TunnelHBONE, or absent
+	// for plaintext.
+	MetadataTunnel = "tunnel"
+	// TunnelHBONE: through an HBONE tunnel (HTTP/2 CONNECT over mutual TLS)
+	// to the endpoint's address on HBONEPort, whose sidecar terminates it.
+	TunnelHBONE = "hbone"
+	// HBONEPort is where sidecars accept HBONE tunnels.
+	HBONEPort = 15008
+
+	// LabelTunnel on a Pod says its sidecar accepts HBONE (value
+	// TunnelHBONE): the injector that adds the sidecar sets it, and the
+	// agent marks the pod's endpoints with MetadataTunnel.
+	LabelTunnel = "causeway.dev/tunnel"
 )
 
 // Node metadata keys that causeway-proxy sets and the agent reads.

@@ -25,6 +25,8 @@ type locality struct {
 type endpointAddr struct {
 	addr netip.Addr
 	port uint32
+	// hbone: the endpoint's sidecar accepts HBONE (local pods only).
+	hbone bool
 }
 
 // assignment builds the ClusterLoadAssignment of a port from the ready
@@ -62,11 +64,18 @@ func (t *translator) assignment(p *targetPort, eps []*discoveryv1.EndpointSlice,
 			if err != nil || a.Zone() != "" {
 				continue
 			}
-			key := endpointAddr{a.Unmap(), number}
+			key := endpointAddr{addr: a.Unmap(), port: number}
 			if seen[key] {
 				continue // gRPC rejects duplicate addresses.
 			}
 			seen[key] = true
+			if !imported && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+				ns := ep.TargetRef.Namespace
+				if ns == "" {
+					ns = es.Namespace
+				}
+				key.hbone = t.in.HBONEPods[ns+"/"+ep.TargetRef.Name]
+			}
 			l := loc
 			if ep.Zone != nil {
 				l.zone = *ep.Zone
@@ -106,7 +115,16 @@ func (t *translator) assignment(p *targetPort, eps []*discoveryv1.EndpointSlice,
 			LoadBalancingWeight: wrapperspb.UInt32(uint32(len(addrs))),
 		}
 		meta := clusterMetadata(l.cluster)
+		var hboneMeta *corev3.Metadata
 		for _, a := range addrs {
+			meta := meta
+			if a.hbone {
+				if hboneMeta == nil {
+					hboneMeta = clusterMetadata(l.cluster)
+					hboneMeta.FilterMetadata[xdsconv.MetadataNamespace].Fields[xdsconv.MetadataTunnel] = structpb.NewStringValue(xdsconv.TunnelHBONE)
+				}
+				meta = hboneMeta
+			}
 			lle.LbEndpoints = append(lle.LbEndpoints, &endpointv3.LbEndpoint{
 				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 					Address: socketAddress(a.addr.String(), a.port),

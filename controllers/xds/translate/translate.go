@@ -60,6 +60,11 @@ type Inputs struct {
 	AuthorizationPolicies  []*causewayv1alpha1.AuthorizationPolicy
 	RequestAuthentications []*causewayv1alpha1.RequestAuthentication
 
+	// HBONEPods are the local pods ("namespace/name") whose sidecars accept
+	// HBONE (label xdsconv.LabelTunnel): their endpoints carry metadata
+	// tunnel=hbone, so proxies reach them through a tunnel.
+	HBONEPods map[string]bool
+
 	// RootNamespace is the namespace whose AuthorizationPolicies and
 	// RequestAuthentications without a targetRef apply to every workload;
 	// causewayv1alpha1.SystemNamespace when empty.

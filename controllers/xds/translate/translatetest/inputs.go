@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
 )
 
@@ -102,6 +103,13 @@ func Decode(data []byte) (*translate.Inputs, []*corev1.Pod, error) {
 		}
 		if err := yaml.UnmarshalStrict(raw, into); err != nil {
 			return nil, nil, fmt.Errorf("document %d (%s): %w", doc, head.Kind, err)
+		}
+		// As the controller gathers them: pods whose sidecar takes HBONE.
+		if p, ok := into.(*corev1.Pod); ok && p.Labels[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE {
+			if in.HBONEPods == nil {
+				in.HBONEPods = map[string]bool{}
+			}
+			in.HBONEPods[p.Namespace+"/"+p.Name] = true
 		}
 	}
 }
