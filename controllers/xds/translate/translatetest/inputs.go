@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
-	"github.com/causeway-mesh/causeway/internal/xdsconv"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // inputsHeader is the optional first document of a testdata file.
