@@ -12,7 +12,7 @@
 //	listener        10.101.0.12_8080   (a service VIP and port; bind_to_port false)
 //	                echo.shop.svc.cluster.local:8080 (an API listener, proxyless gRPC only)
 //	                virtualInbound     (a sidecar's inbound side; bind_to_port false)
-//	inbound cluster inbound|8080||     (STATIC, 127.0.0.1:8080: the workload's own port)
+//	inbound cluster inbound|8080||     (ORIGINAL_DST: the pod IP and port the client meant)
 //
 // # The inbound contract
 //
@@ -91,8 +91,9 @@ const (
 	// connections to a port of the workload that no Service exposes.
 	InboundPassthroughCluster = "InboundPassthroughCluster"
 
-	// InboundAddress is where inbound clusters reach the workload: its own
-	// loopback, on the target port.
+	// InboundAddress is the workload's loopback, for inbound clusters that
+	// send there instead of to the original destination. The agent's
+	// inbound clusters are ORIGINAL_DST (see InboundClusterName).
 	InboundAddress = "127.0.0.1"
 
 	// FilterStatePeerCluster is the filter state key under which the proxy
@@ -193,8 +194,10 @@ func ParseClusterName(name string) (port int32, subset, host string, err error) 
 	return int32(p), parts[2], parts[3], nil
 }
 
-// InboundClusterName is the name of the STATIC cluster that sends a
-// sidecar's inbound traffic for a target port to InboundAddress:port.
+// InboundClusterName is the name of the ORIGINAL_DST cluster that sends a
+// sidecar's inbound traffic for a target port to the workload at the
+// address the client meant (the HBONE CONNECT target, or a captured
+// connection's original destination).
 func InboundClusterName(port int32) string {
 	return "inbound|" + strconv.Itoa(int(port)) + "||"
 }

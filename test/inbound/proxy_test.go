@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	cachetypes "github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -22,6 +24,7 @@ import (
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
 	"github.com/causeway-mesh/causeway/gateway/proxy"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 func anys(t testing.TB, rs []cachetypes.Resource) []*anypb.Any {
@@ -86,8 +89,29 @@ func TestProxyServesInboundHTTPChain(t *testing.T) {
 		BindToPort:   wrapperspb.Bool(false),
 		FilterChains: []*listenerv3.FilterChain{chain},
 	}
+	// The inbound clusters send to the connection's original destination
+	// (the tunnel's CONNECT target in a mesh). Here the test's connection
+	// goes to the proxy's own port, so the workload's cluster becomes a
+	// static one to the backend; everything else is as translated.
+	clusters := make([]cachetypes.Resource, 0, len(inbound[resource.ClusterType]))
+	for _, r := range inbound[resource.ClusterType] {
+		c := r.(*clusterv3.Cluster)
+		if c.GetName() == xdsconv.InboundClusterName(targetPort) {
+			c = proto.Clone(c).(*clusterv3.Cluster)
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+			c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+			c.LoadAssignment = &endpointv3.ClusterLoadAssignment{ClusterName: c.GetName(), Endpoints: []*endpointv3.LocalityLbEndpoints{{
+				LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+					Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+						Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(targetPort)},
+					}}},
+				}}}},
+			}}}
+		}
+		clusters = append(clusters, c)
+	}
 	store := proxy.NewStore()
-	if err := store.Apply(resource.ClusterType, "1", anys(t, inbound[resource.ClusterType])); err != nil {
+	if err := store.Apply(resource.ClusterType, "1", anys(t, clusters)); err != nil {
 		t.Fatalf("the proxy NACKs the inbound clusters: %v", err)
 	}
 	if err := store.Apply(resource.ListenerType, "1", anys(t, []cachetypes.Resource{standalone})); err != nil {

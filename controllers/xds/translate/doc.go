@@ -74,8 +74,8 @@
 // through (InboundPassthroughCluster, ORIGINAL_DST). HTTP ports get an HTTP
 // connection manager that normalises paths (normalize_path, merge_slashes,
 // path_with_escaped_slashes_action REJECT_REQUEST) and routes everything,
-// without a timeout, to the STATIC cluster xdsconv.InboundClusterName(port)
-// at 127.0.0.1:port; TCP ports and the default chain get a tcp_proxy.
+// without a timeout, to the ORIGINAL_DST cluster xdsconv.InboundClusterName(port)
+// (the pod IP and port the client meant); TCP ports and the default chain get a tcp_proxy.
 // Pods of the same shape (namespace, labels, container ports) share one
 // set of resources, built once per translation.
 //

@@ -9,7 +9,6 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -311,20 +310,17 @@ func inboundHCM(stat, cluster string, websocket bool, filters []*hcmv3.HttpFilte
 	return &listenerv3.Filter{Name: wellknown.HTTPConnectionManager, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
 }
 
-// inboundCluster sends to the workload's own port on its loopback.
+// inboundCluster sends to the workload at the address the client meant
+// (the HBONE tunnel's CONNECT target, or a captured connection's original
+// destination): its pod IP and the target port, as Istio has done since
+// 1.10, so workloads that listen on their pod IP rather than on loopback
+// are reached, and pods of the same shape share the cluster.
 func inboundCluster(name string, p inboundPort) *clusterv3.Cluster {
 	c := &clusterv3.Cluster{
 		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		ConnectTimeout:       durationpb.New(connectTimeout),
-		LoadAssignment: &endpointv3.ClusterLoadAssignment{
-			ClusterName: name,
-			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-					Address: socketAddress(xdsconv.InboundAddress, uint32(p.number)),
-				}},
-			}}}},
-		},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 	}
 	if p.protocol == xdsconv.ProtocolHTTP2 || p.protocol == xdsconv.ProtocolGRPC {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: http2ProtocolOptions()}
