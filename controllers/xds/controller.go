@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -80,6 +81,7 @@ var watched = []struct {
 	{&causewayv1alpha1.TrafficPolicy{}, true},
 	{&causewayv1alpha1.AuthorizationPolicy{}, true},
 	{&causewayv1alpha1.RequestAuthentication{}, true},
+	{&causewayv1alpha1.MeshConfig{}, true},
 	{&corev1.Pod{}, false},
 }
 
@@ -313,6 +315,18 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 	}
 	for i := range authn.Items {
 		in.RequestAuthentications = append(in.RequestAuthentications, &authn.Items[i])
+	}
+	if c.served[schema.GroupKind{Group: causewayv1alpha1.GroupVersion.Group, Kind: "MeshConfig"}] {
+		var mc causewayv1alpha1.MeshConfig
+		err := c.Client.Get(ctx, client.ObjectKey{Name: causewayv1alpha1.MeshConfigName}, &mc)
+		switch {
+		case err == nil:
+			if mc.Spec.MTLS != nil {
+				in.MTLSMode = string(mc.Spec.MTLS.Mode)
+			}
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("get MeshConfig: %w", err)
+		}
 	}
 	if c.served[schema.GroupKind{Kind: "Pod"}] {
 		var pods corev1.PodList

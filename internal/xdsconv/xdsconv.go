@@ -134,6 +134,14 @@ const (
 	// HBONEPort is where sidecars accept HBONE tunnels.
 	HBONEPort = 15008
 
+	// MetadataMTLS is the key, under MetadataNamespace of the
+	// VirtualInboundListener's metadata, of the mesh's mTLS mode: MTLSStrict
+	// (inbound only through HBONE; the default) or MTLSPermissive (captured
+	// plaintext is served too, without a peer identity).
+	MetadataMTLS   = "mtls"
+	MTLSStrict     = "STRICT"
+	MTLSPermissive = "PERMISSIVE"
+
 	// LabelTunnel on a Pod says its sidecar accepts HBONE (value
 	// TunnelHBONE): the injector that adds the sidecar sets it, and the
 	// agent marks the pod's endpoints with MetadataTunnel.

@@ -22,6 +22,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,6 +46,8 @@ type Inbound struct {
 	services map[string][]selectingService
 	authz    []*authzPolicy
 	authn    []*authnPolicy
+	// mtls is the mesh's mode, xdsconv.MTLSStrict or MTLSPermissive.
+	mtls string
 
 	mu   sync.Mutex
 	memo map[string]Resources
@@ -211,6 +214,9 @@ func (ib *Inbound) build(pod *corev1.Pod) Resources {
 		Address:          socketAddress("0.0.0.0", xdsconv.VirtualInboundPort),
 		BindToPort:       wrapperspb.Bool(false),
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
+		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{xdsconv.MetadataNamespace: {Fields: map[string]*structpb.Value{
+			xdsconv.MetadataMTLS: structpb.NewStringValue(ib.mtls),
+		}}}},
 		DefaultFilterChain: &listenerv3.FilterChain{
 			Name:    "inbound_passthrough",
 			Filters: append(slices.Clone(tcpFilters), tcpProxy("inbound_passthrough", xdsconv.InboundPassthroughCluster, nil)),
@@ -432,8 +438,11 @@ func compareNames(a, b metav1.Object) int {
 
 // newInbound indexes the Services that select pods and keeps the valid
 // policies.
-func newInbound(services []*corev1.Service, authz []*authzPolicy, authn []*authnPolicy) *Inbound {
-	ib := &Inbound{services: map[string][]selectingService{}, authz: authz, authn: authn, memo: map[string]Resources{}}
+func newInbound(services []*corev1.Service, authz []*authzPolicy, authn []*authnPolicy, mtlsMode string) *Inbound {
+	if mtlsMode != xdsconv.MTLSPermissive {
+		mtlsMode = xdsconv.MTLSStrict
+	}
+	ib := &Inbound{services: map[string][]selectingService{}, authz: authz, authn: authn, mtls: mtlsMode, memo: map[string]Resources{}}
 	for _, svc := range services {
 		if svc.Spec.Type == corev1.ServiceTypeExternalName || len(svc.Spec.Selector) == 0 {
 			continue

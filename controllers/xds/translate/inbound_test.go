@@ -181,6 +181,20 @@ func policyNames(r *rbacv3.RBAC) []string {
 
 // ---- tests ----
 
+// TestInboundMTLSMode: the mesh's mode reaches the sidecar as listener
+// metadata, STRICT unless PERMISSIVE is asked for.
+func TestInboundMTLSMode(t *testing.T) {
+	for mode, want := range map[string]string{"": xdsconv.MTLSStrict, xdsconv.MTLSStrict: xdsconv.MTLSStrict, xdsconv.MTLSPermissive: xdsconv.MTLSPermissive, "bogus": xdsconv.MTLSStrict} {
+		in, p := shopInputs()
+		in.MTLSMode = mode
+		l := viewInbound(t, translate.Translate(in).Inbound.For(p)).listener
+		got := l.GetMetadata().GetFilterMetadata()[xdsconv.MetadataNamespace].GetFields()[xdsconv.MetadataMTLS].GetStringValue()
+		if got != want {
+			t.Errorf("mode %q: listener metadata %q, want %q", mode, got, want)
+		}
+	}
+}
+
 func TestInboundListenerContract(t *testing.T) {
 	in, p := shopInputs()
 	res := translate.Translate(in)

@@ -65,6 +65,11 @@ type Inputs struct {
 	// tunnel=hbone, so proxies reach them through a tunnel.
 	HBONEPods map[string]bool
 
+	// MTLSMode is the mesh's mTLS mode (the MeshConfig's spec.mtls.mode):
+	// xdsconv.MTLSStrict (also when empty) or xdsconv.MTLSPermissive. It
+	// goes to sidecars as metadata of their inbound listener.
+	MTLSMode string
+
 	// RootNamespace is the namespace whose AuthorizationPolicies and
 	// RequestAuthentications without a targetRef apply to every workload;
 	// causewayv1alpha1.SystemNamespace when empty.
@@ -148,7 +153,7 @@ func Translate(in *Inputs) *Result {
 		TrafficPolicies:        t.policyStatus,
 		AuthorizationPolicies:  t.authzStatus,
 		RequestAuthentications: t.authnStatus,
-		Inbound:                newInbound(t.in.Services, authz, authn),
+		Inbound:                newInbound(t.in.Services, authz, authn, t.in.MTLSMode),
 	}
 	return res
 }
