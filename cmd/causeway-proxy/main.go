@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -27,10 +28,16 @@ func (b *bindings) Set(v string) error {
 	return nil
 }
 
+type podIPs []string
+
+func (p *podIPs) String() string     { return strings.Join(*p, ",") }
+func (p *podIPs) Set(v string) error { *p = append(*p, v); return nil }
+
 func main() {
 	flag := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	var o proxy.Options
 	var binds bindings
+	var ips podIPs
 	flag.StringVar(&o.Mode, "mode", "sidecar", "sidecar or node")
 	flag.StringVar(&o.XDSAddr, "xds-addr", "localhost:15010", "gRPC target of the agent's xDS server")
 	flag.StringVar(&o.NodeID, "node-id", "", "xDS node ID (default: <mode>~<hostname>)")
@@ -43,10 +50,23 @@ func main() {
 	capGID := flag.Uint("capture-gid", 1337, "group the proxy runs as; its own traffic is not captured")
 	flag.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:15000", "admin endpoint: /ready, /healthz, /config_dump, /metrics")
 	flag.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "how long in-flight requests may take after SIGTERM")
+	flag.StringVar(&o.SDSAddr, "sds-addr", "", "gRPC target of the agent's SDS server (TLS), e.g. causeway-agent.causeway-system:15012; enables mutual TLS and HBONE")
+	flag.StringVar(&o.TokenFile, "token-file", "/var/run/secrets/tokens/causeway-token", "ServiceAccount token (audience causeway) sent to SDS; read for every stream")
+	flag.StringVar(&o.TrustBundleFile, "trust-bundle-file", "/var/run/causeway/trust-bundle/roots.pem", "PEM roots that verify the agent's SDS certificate (ConfigMap causeway-system/causeway-trust-bundle)")
+	flag.StringVar(&o.TrustDomain, "trust-domain", "", "the mesh's trust domain (default: from the SPIFFE IDs of the trust bundle's roots)")
+	flag.StringVar(&o.ServiceAccount, "service-account", os.Getenv("SERVICE_ACCOUNT"), "ServiceAccount of the workload (sent to SDS as node metadata)")
+	flag.StringVar(&o.HBONEAddr, "hbone-addr", "", "inbound HBONE server address (default :15008 in sidecar mode with --sds-addr; off to disable)")
+	flag.StringVar(&o.InboundAddr, "inbound-addr", "", "where captured inbound plaintext arrives (default :15006 with the HBONE server)")
+	flag.Var(&ips, "pod-ip", "an address of the pod (repeatable or comma-separated; default: $POD_IPS, $POD_IP, else the interfaces' addresses)")
+	flag.BoolVar(&o.CaptureInbound, "capture-inbound", true, "with --capture and the HBONE server, also redirect inbound TCP to the inbound address (except the HBONE and admin ports)")
 	concurrency := flag.Int("concurrency", 2, "worker threads (GOMAXPROCS); 0 uses every CPU. A sidecar needs few: like Istio's, the default is 2")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	_ = flag.Parse(os.Args[1:])
 	o.Bindings = binds
+	o.PodIPs = ips
+	if len(o.PodIPs) == 0 {
+		o.PodIPs = []string{cmp.Or(os.Getenv("POD_IPS"), os.Getenv("POD_IP"))}
+	}
 	if *concurrency > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(*concurrency)
 	}

@@ -217,7 +217,8 @@ func compilePrincipal(p *rbacv3.Principal) (matcher, error) {
 		m, err := compileSourcedMetadata(id.SourcedMetadata)
 		return leaf("sourced_metadata", m, err)
 	case *rbacv3.Principal_FilterState:
-		return nil, fmt.Errorf("principal filter_state (key %q): %w", id.FilterState.GetKey(), ErrUnsupported)
+		m, err := compileFilterState(id.FilterState)
+		return leaf("filter_state", m, err)
 	case *rbacv3.Principal_Custom:
 		return nil, fmt.Errorf("principal custom (%s): %w", id.Custom.GetTypedConfig().GetTypeUrl(), ErrUnsupported)
 	case nil:
@@ -240,6 +241,22 @@ func compilePrincipals(field string, ps []*rbacv3.Principal) ([]matcher, error) 
 		ms = append(ms, m)
 	}
 	return ms, nil
+}
+
+// compileFilterState compiles a filter_state principal: a string match on
+// a string object the proxy put into the connection's filter state
+// (Request.FilterState). Other kinds of filter state matchers are not
+// implemented.
+func compileFilterState(f *matcherv3.FilterStateMatcher) (matcher, error) {
+	sm, ok := f.GetMatcher().(*matcherv3.FilterStateMatcher_StringMatch)
+	if !ok {
+		return nil, fmt.Errorf("key %q: matcher %T: %w", f.GetKey(), f.GetMatcher(), ErrUnsupported)
+	}
+	s, err := match.CompileString(sm.StringMatch)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", f.GetKey(), err)
+	}
+	return &filterStateMatcher{key: f.GetKey(), s: s}, nil
 }
 
 // leaf names the field of a leaf rule in its error.

@@ -29,11 +29,11 @@ func TestCompileUnsupported(t *testing.T) {
 		policy *rbacv3.Policy
 		want   string // in the error
 	}{
-		"principal filter_state": {
+		"principal filter_state address_match": {
 			policy: pol(perms(pAny()), ids(&rbacv3.Principal{Identifier: &rbacv3.Principal_FilterState{
-				FilterState: &matcherv3.FilterStateMatcher{Key: "io.istio.peer", Matcher: &matcherv3.FilterStateMatcher_StringMatch{StringMatch: sExact("x")}},
+				FilterState: &matcherv3.FilterStateMatcher{Key: "io.istio.peer", Matcher: &matcherv3.FilterStateMatcher_AddressMatch{AddressMatch: &matcherv3.AddressMatcher{}}},
 			}})),
-			want: `principals[0]: principal filter_state (key "io.istio.peer")`,
+			want: `principals[0]: filter_state: key "io.istio.peer": matcher *matcherv3.FilterStateMatcher_AddressMatch`,
 		},
 		"principal custom": {
 			policy: pol(perms(pAny()), ids(&rbacv3.Principal{Identifier: &rbacv3.Principal_Custom{Custom: typed("type.googleapis.com/envoy.extensions.rbac.principals.mtls_authenticated.v3.Config")}})),

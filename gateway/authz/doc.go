@@ -90,10 +90,12 @@
 //	requested_server_name                                      Request.ServerName ("" without SNI)
 //	authenticated.principal_name                               PeerPrincipal (URI SAN), then each of PeerDNSSANs, then PeerSubject
 //	metadata, sourced_metadata (DYNAMIC)                       Request.JWTMetadata, filter envoy.filters.http.jwt_authn only
+//	filter_state (string_match)                                Request.FilterState[key]; an absent key matches nothing
 //
 // Refused: the filter's matcher (the xDS matcher-tree form of RBAC), Policy
 // condition and checked_condition (CEL), permission matcher and
-// uri_template, principal filter_state and custom, metadata of any other
+// uri_template, principal filter_state other than string_match, principal
+// custom, metadata of any other
 // filter or from the route, custom string matchers, and pseudo-headers
 // other than the three above. shadow_rules are validated and ignored:
 // shadow mode only records what rules would decide. audit_logging_options

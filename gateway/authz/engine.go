@@ -81,6 +81,12 @@ type Request struct {
 	// are what encoding/json decodes (map[string]any, []any, string,
 	// float64, bool, nil); []string and Go integer types also work.
 	JWTMetadata map[string]any
+
+	// FilterState holds the connection's filter state objects that are
+	// strings, by key, as filter_state principals read them (string_match
+	// only). The proxy records there what no certificate says, such as
+	// the member cluster of an inbound peer.
+	FilterState map[string]string
 }
 
 // authenticated reports whether the connection is one Envoy's

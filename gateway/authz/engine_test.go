@@ -95,6 +95,17 @@ func TestAllowed(t *testing.T) {
 				{req: mtls(web)},
 			},
 		},
+		"filter state string (the peer's cluster)": {
+			cfg: allowRBAC(map[string]*rbacv3.Policy{"east": pol(perms(pAny()), ids(&rbacv3.Principal{Identifier: &rbacv3.Principal_FilterState{
+				FilterState: &matcherv3.FilterStateMatcher{Key: "causeway.dev/peer-cluster", Matcher: &matcherv3.FilterStateMatcher_StringMatch{StringMatch: sExact("east")}},
+			}}))}),
+			decisions: []decision{
+				{req: with(mtls(web), func(r *Request) { r.FilterState = map[string]string{"causeway.dev/peer-cluster": "east"} }), allowed: true, policy: "east"},
+				{req: with(mtls(web), func(r *Request) { r.FilterState = map[string]string{"causeway.dev/peer-cluster": "west"} })},
+				{req: with(mtls(web), func(r *Request) { r.FilterState = map[string]string{"other": "east"} })},
+				{req: mtls(web)},
+			},
+		},
 		"authenticated without principal_name: any TLS peer": {
 			cfg: allowRBAC(map[string]*rbacv3.Policy{"tls": pol(perms(pAny()), ids(idAuth(nil)))}),
 			decisions: []decision{

@@ -45,6 +45,17 @@ type notMatcher struct{ m matcher }
 
 func (m notMatcher) match(r *Request) bool { return !m.m.match(r) }
 
+// filter_state with string_match: a key that is not set matches nothing.
+type filterStateMatcher struct {
+	key string
+	s   match.String
+}
+
+func (m *filterStateMatcher) match(r *Request) bool {
+	v, ok := r.FilterState[m.key]
+	return ok && m.s.Match(v)
+}
+
 // any.
 type anyMatcher struct{}
 

@@ -217,6 +217,7 @@ func (c *Client) init() error {
 		tlsConf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return c.Certificate()
 		}
+		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(clientSessionCacheSize)
 		var protos http.Protocols
 		protos.SetHTTP2(true)
 		dialer := &net.Dialer{}

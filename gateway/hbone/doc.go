@@ -8,7 +8,7 @@
 //
 // # Use
 //
-// The receiving proxy runs a Server:
+// The receiving proxy runs a Server (on port 15008 in a mesh):
 //
 //	srv := &hbone.Server{
 //		Bundle:      bundle,                // *pki.Bundle or any x509bundle.Source
@@ -25,6 +25,11 @@
 //
 // conn is a net.Conn with CloseWrite; a refused tunnel is a *StatusError.
 //
+// A Server dials each tunnel's destination itself (Dial), or, with
+// Handle, hands the stream to the caller as a net.Conn: the proxy serves
+// tunnels to its workload through its own inbound listener that way,
+// with the verified Peer (SPIFFE ID and address) attached.
+//
 // # Identity
 //
 // Both ends verify the other's X509-SVID with go-spiffe's x509svid.Verify
@@ -34,10 +39,13 @@
 // (InsecureSkipVerify) because SVIDs carry no host name, and the server
 // asks for any client certificate (RequireAnyClientCert) for the same
 // reason; VerifyConnection is the replacement in both, and unlike
-// VerifyPeerCertificate it also runs on resumed sessions. Session tickets
-// are disabled anyway, so that each connection is verified against the
-// current bundle. A client certificate from another trust domain, or one
-// naming its SPIFFE ID only in a DNS SAN, fails the handshake.
+// VerifyPeerCertificate it also runs on resumed sessions. Sessions are
+// resumed (TLS 1.3 tickets) to save the signatures of a full handshake,
+// but each resumed connection is verified again against the bundle as it
+// is then, so a ticket issued before a root was removed, or before the
+// peer's certificate expired, does not let the peer in. A client
+// certificate from another trust domain, an expired one, or one naming
+// its SPIFFE ID only in a DNS SAN fails the handshake.
 //
 // Authentication says who the peer is; the policy is the caller's: the
 // server calls Authorize with the verified peer ID and the destination
@@ -52,7 +60,7 @@
 //	400 Bad Request          :authority is not an IP:port literal (non-zero port, specified address)
 //	403 Forbidden            Authorize refused the peer for the destination
 //	503 Service Unavailable  the destination dial failed (DialTimeout, 5 s by default)
-//	200 OK                   the tunnel is open
+//	200 OK                   the tunnel is open (with Handle: handed to it)
 //
 // # Half-close
 //

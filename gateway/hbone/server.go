@@ -66,8 +66,17 @@ type Server struct {
 	// Dial connects to a tunnel's destination; a *net.Dialer when nil.
 	// ctx ends when the stream does and after DialTimeout. A connection
 	// that implements CloseWrite() error is half-closed when the client
-	// half-closes the tunnel. A failure answers 503.
+	// half-closes the tunnel. A failure answers 503. Unused when Handle
+	// is set.
 	Dial func(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+
+	// Handle, when set, serves every authorized tunnel itself instead of
+	// dialling its destination: the server answers 200 and hands Handle
+	// the stream as a net.Conn (see Stream). Handle runs on the stream's
+	// goroutine; it may return before the stream ends, having handed conn
+	// on, and the stream then lasts until conn is closed or the client
+	// goes. A proxy uses it to serve tunnels with its own listeners.
+	Handle func(peer Peer, dst netip.AddrPort, conn net.Conn)
 
 	// Logger receives connection and stream failures at Debug level and
 	// nothing per stream above it. slog.Default() when nil.
@@ -203,8 +212,9 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no client certificate", http.StatusForbidden)
 		return
 	}
-	// The chain was verified in the handshake (VerifyConnection, and
-	// resumption is off), so reading the ID from the leaf suffices.
+	// The chain was verified in the handshake (VerifyConnection, which
+	// runs on resumed sessions too), so reading the ID from the leaf
+	// suffices.
 	peer, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
 	if err != nil {
 		http.Error(w, "client certificate has no SPIFFE ID", http.StatusForbidden)
@@ -213,6 +223,10 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 	if err := s.Authorize(peer, dst); err != nil {
 		s.log.Debug("hbone tunnel denied", "peer", peer.String(), "dst", dst.String(), "error", err)
 		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	if s.Handle != nil {
+		s.serveStream(w, r, peer, dst)
 		return
 	}
 	target, err := s.dial(r.Context(), dst)

@@ -31,15 +31,25 @@ func verifyPeer(bundle x509bundle.Source, cs tls.ConnectionState) (spiffeid.ID, 
 	return id, nil
 }
 
-// baseTLSConfig is what both ends share: TLS 1.3 only, ALPN h2, no
-// session tickets. Resumption is off so that every connection runs the
-// full SPIFFE verification against the current bundle (a resumed session
-// would carry a chain verified against an older one); connections are
-// long-lived and pooled, so full handshakes are rare.
+// baseTLSConfig is what both ends share: TLS 1.3 only, ALPN h2.
+//
+// Session resumption is on (a resumed handshake skips the certificates'
+// transfer and both CertificateVerify signatures and their checks; see
+// BenchmarkHandshake), and safe because verification is bound to each
+// connection: VerifyConnection runs on resumed connections too, and
+// verifies the chain the session carries against the bundle as it is
+// now, so a ticket issued before a root left the bundle, or before the
+// peer's certificate expired, lets nobody in (crypto/tls also refuses
+// to resume a session whose peer certificate expired). A client whose
+// resumption fails drops its ticket, and its next connection makes a
+// full handshake.
 func baseTLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:             tls.VersionTLS13,
-		NextProtos:             []string{alpnH2},
-		SessionTicketsDisabled: true,
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{alpnH2},
 	}
 }
+
+// clientSessionCacheSize bounds the tickets a Client keeps: one per
+// proxy address is used at a time.
+const clientSessionCacheSize = 1024

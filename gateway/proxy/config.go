@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
@@ -54,15 +56,71 @@ type listener struct {
 	addr           netip.AddrPort
 	bind           bool
 	useOriginalDst bool
-	chain          *filterChain
+	// inbound marks a sidecar's inbound listener (traffic_direction
+	// INBOUND, or the name xdsconv.VirtualInboundListener): it serves what
+	// arrives for the workload and is never the target of an outbound
+	// connection's original destination.
+	inbound bool
+	// mtls is the listener's mutual TLS mode (inbound listeners).
+	mtls mtlsMode
+	// chain serves connections whose destination port has no chain of
+	// its own in byPort: the first filter chain without a match, else the
+	// default filter chain; nil when there is neither.
+	chain  *filterChain
+	byPort map[uint16]*filterChain
 }
 
-// filterChain is either an HTTP connection manager or a TCP proxy.
+// chainFor returns the filter chain for a connection to port, or nil.
+func (l *listener) chainFor(port uint16) *filterChain {
+	if ch := l.byPort[port]; ch != nil {
+		return ch
+	}
+	return l.chain
+}
+
+// chains returns every filter chain of the listener.
+func (l *listener) chains() []*filterChain {
+	out := make([]*filterChain, 0, len(l.byPort)+1)
+	if l.chain != nil {
+		out = append(out, l.chain)
+	}
+	for _, ch := range l.byPort {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// mtlsMode is how a sidecar accepts inbound connections.
+type mtlsMode int
+
+const (
+	// mtlsStrict accepts inbound connections only through HBONE tunnels.
+	mtlsStrict mtlsMode = iota
+	// mtlsPermissive also serves captured plaintext connections.
+	mtlsPermissive
+)
+
+// Listener metadata that says a sidecar's mutual TLS mode: filter_metadata
+// MetadataNamespace → MetadataMTLS = MTLSStrict or MTLSPermissive; STRICT
+// when absent. (To move to internal/xdsconv, for the translation to set.)
+const (
+	MetadataMTLS   = "mtls"
+	MTLSStrict     = "STRICT"
+	MTLSPermissive = "PERMISSIVE"
+)
+
+// filterChain is network RBAC filters, if any, then either an HTTP
+// connection manager or a TCP proxy.
 type filterChain struct {
 	http *httpManager
 	tcp  *tcpProxy
-	// tls terminates TLS before the filter (a DownstreamTlsContext).
-	tls *tls.Config
+	// rbac are envoy.filters.network.rbac filters, in order: each decides
+	// once per connection, before any byte is proxied.
+	rbac []*authz.Engine
+	// tls terminates TLS before the filters (a DownstreamTlsContext);
+	// tlsSpec says how it verifies clients.
+	tls     *tls.Config
+	tlsSpec *tlsSpec
 }
 
 type httpManager struct {
@@ -241,8 +299,12 @@ type cluster struct {
 	// tls originates TLS to the endpoints (an UpstreamTlsContext); tlsKey
 	// identifies its configuration, so an unchanged one keeps its
 	// connection pool across updates.
-	tls    *tls.Config
-	tlsKey string
+	tls     *tls.Config
+	tlsSpec *tlsSpec
+	tlsKey  string
+	// tunnels holds the endpoint addresses to reach through an HBONE
+	// tunnel (endpoint metadata xdsconv.MetadataTunnel = xdsconv.TunnelHBONE).
+	tunnels map[string]bool
 }
 
 type clusterKind int
@@ -284,84 +346,185 @@ func compileListener(l *listenerv3.Listener, env *compileEnv) (*listener, error)
 		bind:           l.GetBindToPort() == nil || l.GetBindToPort().GetValue(),
 		useOriginalDst: l.GetUseOriginalDst().GetValue(),
 	}
-	chains := l.GetFilterChains()
-	if l.GetDefaultFilterChain() != nil {
-		chains = append(slices.Clone(chains), l.GetDefaultFilterChain())
-	}
-	if len(chains) == 0 {
-		return nil, fmt.Errorf("listener %q: no filter chain", l.GetName())
-	}
-	// The engine serves one chain per listener: the first whose match is
-	// empty. Filter chain matching on SNI and ALPN comes with mTLS.
-	for _, fc := range chains {
-		if fc.GetFilterChainMatch() != nil && !isEmptyChainMatch(fc.GetFilterChainMatch()) {
-			continue
-		}
-		chain, err := compileFilters(fc.GetFilters(), env)
-		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
-		}
-		if ts := fc.GetTransportSocket(); ts != nil {
-			if chain.tls, err = compileDownstreamTLS(ts, chain.http != nil); err != nil {
-				return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
+	out.inbound = l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND || l.GetName() == xdsconv.VirtualInboundListener
+	if md := l.GetMetadata().GetFilterMetadata()[xdsconv.MetadataNamespace]; md != nil {
+		if v, ok := md.GetFields()[MetadataMTLS]; ok {
+			switch v.GetStringValue() {
+			case MTLSStrict:
+				out.mtls = mtlsStrict
+			case MTLSPermissive:
+				out.mtls = mtlsPermissive
+			default:
+				return nil, fmt.Errorf("listener %q: metadata %s/%s is %v, want %s or %s", l.GetName(), xdsconv.MetadataNamespace, MetadataMTLS, v.AsInterface(), MTLSStrict, MTLSPermissive)
 			}
 		}
-		out.chain = chain
-		break
 	}
-	if out.chain == nil {
-		return nil, fmt.Errorf("listener %q: no filter chain without a match", l.GetName())
+	// Filter chains are picked by the connection's destination port, as
+	// Envoy's first matching criterion: a chain whose match is exactly a
+	// destination_port serves that port, the first chain without a match
+	// serves the others, and the default filter chain what is left.
+	// Chains matching on anything else (server names, ALPN, source or
+	// destination prefixes) are not served.
+	for i, fc := range l.GetFilterChains() {
+		m := fc.GetFilterChainMatch()
+		var port uint16
+		switch {
+		case m == nil || isEmptyChainMatch(m):
+		case isPortOnlyMatch(m):
+			if p := m.GetDestinationPort().GetValue(); p > 0 && p <= 65535 {
+				port = uint16(p)
+			} else {
+				return nil, fmt.Errorf("listener %q: filter chain %d: destination_port %d is not 1-65535", l.GetName(), i, p)
+			}
+		default:
+			continue
+		}
+		if port == 0 && out.chain != nil {
+			continue
+		}
+		chain, err := compileChain(fc, env)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: filter chain %d (%q): %w", l.GetName(), i, fc.GetName(), err)
+		}
+		if port == 0 {
+			out.chain = chain
+			continue
+		}
+		if out.byPort == nil {
+			out.byPort = map[uint16]*filterChain{}
+		}
+		if out.byPort[port] != nil {
+			return nil, fmt.Errorf("listener %q: two filter chains match destination port %d", l.GetName(), port)
+		}
+		out.byPort[port] = chain
+	}
+	if out.chain == nil && l.GetDefaultFilterChain() != nil {
+		chain, err := compileChain(l.GetDefaultFilterChain(), env)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: default filter chain: %w", l.GetName(), err)
+		}
+		out.chain = chain
+	}
+	if out.chain == nil && len(out.byPort) == 0 {
+		if len(l.GetFilterChains()) == 0 && l.GetDefaultFilterChain() == nil {
+			return nil, fmt.Errorf("listener %q: no filter chain", l.GetName())
+		}
+		return nil, fmt.Errorf("listener %q: no filter chain without a match or with a destination_port match only", l.GetName())
 	}
 	return out, nil
 }
 
-func isEmptyChainMatch(m *listenerv3.FilterChainMatch) bool {
-	return m.GetDestinationPort() == nil && len(m.GetPrefixRanges()) == 0 && len(m.GetServerNames()) == 0 &&
-		m.GetTransportProtocol() == "" && len(m.GetApplicationProtocols()) == 0 && len(m.GetSourcePrefixRanges()) == 0
+func compileChain(fc *listenerv3.FilterChain, env *compileEnv) (*filterChain, error) {
+	chain, err := compileFilters(fc.GetFilters(), env)
+	if err != nil {
+		return nil, err
+	}
+	if ts := fc.GetTransportSocket(); ts != nil {
+		if chain.tls, chain.tlsSpec, err = compileDownstreamTLS(ts, chain.http != nil, env.secrets); err != nil {
+			return nil, err
+		}
+	}
+	return chain, nil
 }
 
+func isPortOnlyMatch(m *listenerv3.FilterChainMatch) bool {
+	return m.GetDestinationPort() != nil && len(m.GetPrefixRanges()) == 0 && len(m.GetServerNames()) == 0 &&
+		m.GetTransportProtocol() == "" && len(m.GetApplicationProtocols()) == 0 && len(m.GetSourcePrefixRanges()) == 0 &&
+		len(m.GetDirectSourcePrefixRanges()) == 0 && len(m.GetSourcePorts()) == 0 && m.GetAddressSuffix() == "" && m.GetSuffixLen() == nil &&
+		m.GetSourceType() == listenerv3.FilterChainMatch_ANY
+}
+
+func isEmptyChainMatch(m *listenerv3.FilterChainMatch) bool {
+	return m.GetDestinationPort() == nil && len(m.GetPrefixRanges()) == 0 && len(m.GetServerNames()) == 0 &&
+		m.GetTransportProtocol() == "" && len(m.GetApplicationProtocols()) == 0 && len(m.GetSourcePrefixRanges()) == 0 &&
+		len(m.GetDirectSourcePrefixRanges()) == 0 && len(m.GetSourcePorts()) == 0 && m.GetAddressSuffix() == "" && m.GetSuffixLen() == nil &&
+		m.GetSourceType() == listenerv3.FilterChainMatch_ANY
+}
+
+// compileFilters compiles a chain's network filters: any number of
+// envoy.filters.network.rbac, then one http_connection_manager or
+// tcp_proxy.
 func compileFilters(filters []*listenerv3.Filter, env *compileEnv) (*filterChain, error) {
-	if len(filters) != 1 {
-		return nil, fmt.Errorf("a filter chain needs exactly one network filter (http_connection_manager or tcp_proxy), got %d", len(filters))
+	if len(filters) == 0 {
+		return nil, errors.New("a filter chain needs a network filter (http_connection_manager or tcp_proxy)")
 	}
-	f := filters[0]
-	tc := f.GetTypedConfig()
-	if tc == nil {
-		return nil, fmt.Errorf("filter %q: typed_config is required", f.GetName())
-	}
-	msg, err := anypb.UnmarshalNew(tc, unmarshalOpts)
-	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
-	}
-	switch cfg := msg.(type) {
-	case *hcmv3.HttpConnectionManager:
-		m, err := compileHCM(cfg, env)
+	out := &filterChain{}
+	for i, f := range filters {
+		last := i == len(filters)-1
+		tc := f.GetTypedConfig()
+		if tc == nil {
+			return nil, fmt.Errorf("filter %q: typed_config is required", f.GetName())
+		}
+		msg, err := anypb.UnmarshalNew(tc, unmarshalOpts)
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
 		}
-		return &filterChain{http: m}, nil
-	case *tcpv3.TcpProxy:
-		t := &tcpProxy{statPrefix: cfg.GetStatPrefix()}
-		switch {
-		case cfg.GetCluster() != "":
-			t.clusters = []weightedCluster{{name: cfg.GetCluster(), weight: 1}}
-			t.total = 1
-		case cfg.GetWeightedClusters() != nil:
-			for _, c := range cfg.GetWeightedClusters().GetClusters() {
-				if c.GetWeight() == 0 {
-					continue
-				}
-				t.clusters = append(t.clusters, weightedCluster{name: c.GetName(), weight: c.GetWeight()})
-				t.total += c.GetWeight()
+		switch cfg := msg.(type) {
+		case *rbacnetv3.RBAC:
+			if last {
+				return nil, fmt.Errorf("filter %q: network RBAC must be followed by tcp_proxy or http_connection_manager", f.GetName())
 			}
+			e, err := compileNetworkRBAC(cfg)
+			if err != nil {
+				return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
+			}
+			if e != nil {
+				out.rbac = append(out.rbac, e)
+			}
+		case *hcmv3.HttpConnectionManager:
+			if !last {
+				return nil, fmt.Errorf("filter %q: http_connection_manager must be the last network filter", f.GetName())
+			}
+			m, err := compileHCM(cfg, env)
+			if err != nil {
+				return nil, fmt.Errorf("filter %q: %w", f.GetName(), err)
+			}
+			out.http = m
+		case *tcpv3.TcpProxy:
+			if !last {
+				return nil, fmt.Errorf("filter %q: tcp_proxy must be the last network filter", f.GetName())
+			}
+			t := &tcpProxy{statPrefix: cfg.GetStatPrefix()}
+			switch {
+			case cfg.GetCluster() != "":
+				t.clusters = []weightedCluster{{name: cfg.GetCluster(), weight: 1}}
+				t.total = 1
+			case cfg.GetWeightedClusters() != nil:
+				for _, c := range cfg.GetWeightedClusters().GetClusters() {
+					if c.GetWeight() == 0 {
+						continue
+					}
+					t.clusters = append(t.clusters, weightedCluster{name: c.GetName(), weight: c.GetWeight()})
+					t.total += c.GetWeight()
+				}
+			}
+			if t.total == 0 {
+				return nil, fmt.Errorf("filter %q: tcp_proxy needs a cluster", f.GetName())
+			}
+			out.tcp = t
+		default:
+			return nil, fmt.Errorf("filter %q: %s is not supported", f.GetName(), tc.GetTypeUrl())
 		}
-		if t.total == 0 {
-			return nil, fmt.Errorf("filter %q: tcp_proxy needs a cluster", f.GetName())
-		}
-		return &filterChain{tcp: t}, nil
-	default:
-		return nil, fmt.Errorf("filter %q: %s is not supported", f.GetName(), tc.GetTypeUrl())
 	}
+	return out, nil
+}
+
+// compileNetworkRBAC compiles Envoy's RBAC network filter
+// (envoy.filters.network.rbac) with gateway/authz: absent rules are no
+// enforcement (a nil engine). It decides once per connection, on what the
+// connection says (destination, source, peer identity, filter state);
+// enforcement_type CONTINUOUS decides the same, as none of that changes.
+func compileNetworkRBAC(cfg *rbacnetv3.RBAC) (*authz.Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validate network RBAC: %w", err)
+	}
+	if cfg.GetMatcher() != nil {
+		return nil, fmt.Errorf("network RBAC matcher: %w", authz.ErrUnsupported)
+	}
+	if cfg.GetRules() == nil {
+		return nil, nil
+	}
+	return authz.Compile(cfg.GetRules())
 }
 
 func compileHCM(cfg *hcmv3.HttpConnectionManager, env *compileEnv) (*httpManager, error) {
@@ -457,6 +620,9 @@ type compileEnv struct {
 	prev map[string]*jwtauthn.Authenticator // from the model in force
 	used map[string]*jwtauthn.Authenticator // referenced by the model being built
 	opts jwtauthn.Options
+	// secrets resolves SDS secret names; nil when the proxy has no SDS
+	// source.
+	secrets *Secrets
 }
 
 func (env *compileEnv) authenticator(cfg *jwtauthnv3.JwtAuthentication) (*jwtauthn.Authenticator, error) {
@@ -821,7 +987,7 @@ func canonicalAll(names []string) []string {
 
 // compileCluster turns a Cluster into the engine's form; its endpoints
 // come later (EDS) or from load_assignment.
-func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssignment, error) {
+func compileCluster(c *clusterv3.Cluster, secrets *Secrets) (*cluster, *endpointv3.ClusterLoadAssignment, error) {
 	out := &cluster{name: c.GetName(), connectTimeout: defaultConnectTimeout}
 	if t := c.GetConnectTimeout(); t != nil {
 		out.connectTimeout = t.AsDuration()
@@ -880,7 +1046,7 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssi
 		return nil, nil, fmt.Errorf("cluster %q: load_balancing_policy is not supported; use lb_policy", c.GetName())
 	}
 	if ts := c.GetTransportSocket(); ts != nil {
-		cfg, err := compileUpstreamTLS(ts)
+		cfg, spec, err := compileUpstreamTLS(ts, secrets)
 		if err != nil {
 			return nil, nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 		}
@@ -889,7 +1055,7 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssi
 			return nil, nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 		}
 		sum := sha256.Sum256(b)
-		out.tls, out.tlsKey = cfg, c.GetName()+"|"+hex.EncodeToString(sum[:8])
+		out.tls, out.tlsSpec, out.tlsKey = cfg, spec, c.GetName()+"|"+hex.EncodeToString(sum[:8])
 	}
 	if opts, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
 		msg, err := anypb.UnmarshalNew(opts, unmarshalOpts)
@@ -926,22 +1092,24 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, *endpointv3.ClusterLoadAssi
 	return out, inline, nil
 }
 
-// compileEndpoints turns a ClusterLoadAssignment into balancer endpoints.
-func compileEndpoints(cla *endpointv3.ClusterLoadAssignment) ([]lb.Endpoint, error) {
+// compileEndpoints turns a ClusterLoadAssignment into balancer endpoints,
+// and the set of those to reach through HBONE.
+func compileEndpoints(cla *endpointv3.ClusterLoadAssignment) ([]lb.Endpoint, map[string]bool, error) {
 	var out []lb.Endpoint
+	var tunnels map[string]bool
 	for _, le := range cla.GetEndpoints() {
 		lw := le.GetLoadBalancingWeight().GetValue()
 		for _, e := range le.GetLbEndpoints() {
 			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
 			if sa == nil {
-				return nil, fmt.Errorf("%s: endpoint without a socket address", cla.GetClusterName())
+				return nil, nil, fmt.Errorf("%s: endpoint without a socket address", cla.GetClusterName())
 			}
 			ip, err := netip.ParseAddr(sa.GetAddress())
 			if err != nil {
-				return nil, fmt.Errorf("%s: endpoint address: %w", cla.GetClusterName(), err)
+				return nil, nil, fmt.Errorf("%s: endpoint address: %w", cla.GetClusterName(), err)
 			}
 			if sa.GetPortValue() == 0 || sa.GetPortValue() > 65535 {
-				return nil, fmt.Errorf("%s: endpoint %s: port %d is not 1-65535", cla.GetClusterName(), ip, sa.GetPortValue())
+				return nil, nil, fmt.Errorf("%s: endpoint %s: port %d is not 1-65535", cla.GetClusterName(), ip, sa.GetPortValue())
 			}
 			w := e.GetLoadBalancingWeight().GetValue()
 			if w == 0 {
@@ -960,11 +1128,22 @@ func compileEndpoints(cla *endpointv3.ClusterLoadAssignment) ([]lb.Endpoint, err
 			}
 			if md := e.GetMetadata().GetFilterMetadata()[xdsconv.MetadataNamespace]; md != nil {
 				ep.Cluster = md.GetFields()[xdsconv.MetadataCluster].GetStringValue()
+				if v, ok := md.GetFields()[xdsconv.MetadataTunnel]; ok {
+					switch v.GetStringValue() {
+					case xdsconv.TunnelHBONE:
+						if tunnels == nil {
+							tunnels = map[string]bool{}
+						}
+						tunnels[ep.Address] = true
+					default:
+						return nil, nil, fmt.Errorf("%s: endpoint %s: metadata %s/%s is %v, want %q", cla.GetClusterName(), ep.Address, xdsconv.MetadataNamespace, xdsconv.MetadataTunnel, v.AsInterface(), xdsconv.TunnelHBONE)
+					}
+				}
 			}
 			out = append(out, ep)
 		}
 	}
-	return out, nil
+	return out, tunnels, nil
 }
 
 func isHealthy(s corev3.HealthStatus) bool {

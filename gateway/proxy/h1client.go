@@ -24,7 +24,10 @@ import (
 // Requests with a body, upgrades and CONNECT go through http.Transport,
 // which can write a body while it reads an early response.
 type h1Client struct {
-	dialer      net.Dialer
+	dialer net.Dialer
+	// dial, when set, makes connections instead of dialer (an HBONE
+	// tunnel); its connections get no raw I/O.
+	dial        func(ctx context.Context, addr string) (net.Conn, error)
 	maxIdle     int           // per endpoint
 	idleTimeout time.Duration // an idle connection older than this is closed, not reused
 
@@ -92,7 +95,12 @@ func isReplayable(req *http.Request) bool {
 func (h *h1Client) exchange(c *h1Conn, req *http.Request) (*http.Response, error) {
 	// Cancellation (client gone, route or per-try timeout) interrupts any
 	// blocked read or write on the connection.
-	stop := context.AfterFunc(req.Context(), func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(req.Context(), func() {
+		if c.SetDeadline(time.Unix(1, 0)) != nil {
+			// A connection without deadlines (a tunnel) is closed instead.
+			_ = c.Close()
+		}
+	})
 	if err := writeRequestHead(c.bw, req); err != nil {
 		stop()
 		return nil, h.wrapErr(req, err)
@@ -268,6 +276,13 @@ func (h *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
 		return c, nil
 	}
 	h.mu.Unlock()
+	if h.dial != nil {
+		nc, err := h.dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &h1Conn{Conn: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 4<<10), addr: addr}, nil
+	}
 	nc, err := h.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -53,18 +53,35 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.localReply(w, r, http.StatusInternalServerError, "no connection state", "-")
 		return
 	}
-	l := info.listener
-	if cur := m.listeners[l.name]; cur != nil && cur.chain.http != nil {
-		l = cur
+	var hm *httpManager
+	if info.chain != nil {
+		hm = info.chain.http
 	}
-	hm := l.chain.http
+	if cur := m.listeners[info.listener.name]; cur != nil {
+		// The current configuration's chain for the same destination
+		// port, so that a policy change applies to the next request.
+		ch := cur.chain
+		if len(cur.byPort) > 0 {
+			ch = cur.chainFor(info.port)
+		}
+		if ch != nil && ch.http != nil {
+			hm = ch.http
+		}
+	}
 	if hm == nil {
 		p.localReply(w, r, http.StatusNotFound, "listener has no HTTP configuration", "-")
 		return
 	}
 	// An identity a client claims in a header is never trusted: the proxy
-	// learns identities from certificates only.
-	r.Header.Del("X-Forwarded-Client-Cert")
+	// learns identities from certificates only, and adds none. What
+	// arrives for the workload loses every such header.
+	if info.listener.inbound {
+		for _, h := range identityHeaders {
+			delete(r.Header, h)
+		}
+	} else {
+		delete(r.Header, "X-Forwarded-Client-Cert")
+	}
 	path := match.RawPath(r)
 	if hm.normalize {
 		target := r.RequestURI
@@ -494,12 +511,30 @@ func (v *virtualHost) matchPath(r *http.Request, path string) *route {
 
 func canonical(name string) string { return http.CanonicalHeaderKey(name) }
 
+// identityHeaders are request headers that claim a client identity. They
+// are removed from every request an inbound listener serves before any
+// filter runs (X-Forwarded-Client-Cert from every request): identities
+// come from verified certificates and tunnels only, and the proxy forwards
+// none (Envoy's forward_client_cert_details SANITIZE, its default, does
+// the same for X-Forwarded-Client-Cert). The Istio peer-metadata headers
+// are among them because a workload behind Istio-compatible tooling could
+// trust them.
+var identityHeaders = []string{
+	"X-Forwarded-Client-Cert",
+	"X-Envoy-Peer-Metadata",
+	"X-Envoy-Peer-Metadata-Id",
+	"X-Client-Cert",
+	"X-Ssl-Client-Cert",
+	"X-Spiffe-Id",
+}
+
 // authzRequest describes r for the RBAC engines. The peer identity comes
-// only from a client certificate that the listener's TLS context verified.
+// only from what the connection verified: a client certificate the
+// listener's TLS context checked, or the SVID of the HBONE tunnel.
 func authzRequest(r *http.Request, info *connInfo, path string, jwtMeta map[string]any) *authz.Request {
 	areq := &authz.Request{
 		Method: r.Method, Path: path, Query: r.URL.RawQuery, Host: r.Host, Header: r.Header,
-		SourceIP: info.source.Addr(), JWTMetadata: jwtMeta,
+		SourceIP: info.source.Addr(), JWTMetadata: jwtMeta, FilterState: info.filterState,
 	}
 	dst := info.origDst
 	if !dst.IsValid() {
@@ -510,21 +545,9 @@ func authzRequest(r *http.Request, info *connInfo, path string, jwtMeta map[stri
 		}
 	}
 	areq.DestinationIP, areq.DestinationPort = dst.Addr().Unmap(), dst.Port()
-	cs := r.TLS
-	if cs == nil {
-		cs = info.tls
-	}
-	if cs != nil {
-		areq.TLS, areq.ServerName = true, cs.ServerName
-		if len(cs.VerifiedChains) > 0 && len(cs.PeerCertificates) > 0 {
-			leaf := cs.PeerCertificates[0]
-			for _, u := range leaf.URIs {
-				areq.PeerPrincipal = u.String()
-				break
-			}
-			areq.PeerDNSSANs = leaf.DNSNames
-			areq.PeerSubject = leaf.Subject.String()
-		}
+	fillPeer(areq, info)
+	if info.tls == nil && r.TLS != nil {
+		areq.TLS, areq.ServerName = true, r.TLS.ServerName
 	}
 	return areq
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/causeway-mesh/causeway/gateway/authz"
 )
 
 // boundListener is one socket the proxy listens on. Its xDS listener name
@@ -27,12 +30,47 @@ type connInfo struct {
 	// listener is the xDS listener serving the connection, captured at
 	// accept; requests prefer the current model's listener of that name.
 	listener *listener
-	// origDst is the original destination of a redirected connection.
+	// chain is the filter chain picked at accept (by destination port);
+	// requests prefer the current model's chain for the same port.
+	chain *filterChain
+	// origDst is the original destination of a redirected connection, or
+	// the CONNECT target of a tunnelled one.
 	origDst netip.AddrPort
-	source  netip.AddrPort
+	// port is the destination port that picked the chain (0 when the
+	// listener has a single chain).
+	port   uint16
+	source netip.AddrPort
 	// tls is the state of a connection the listener's TLS context
 	// terminated (nil for plaintext).
 	tls *tls.ConnectionState
+	// peer is the downstream's verified identity: the client certificate
+	// the chain's TLS context verified, or the SVID of the HBONE tunnel
+	// the connection came through. nil when there is none; never taken
+	// from anything the client says.
+	peer *peerIdentity
+	// filterState holds string objects for RBAC filter_state principals
+	// (xdsconv.FilterStatePeerCluster).
+	filterState map[string]string
+}
+
+// peerIdentity is a verified peer certificate's identity.
+type peerIdentity struct {
+	// principal is the URI SAN (the SPIFFE ID).
+	principal string
+	dnsSANs   []string
+	subject   string
+}
+
+// dstPort is the port the client meant: the original destination's, or
+// the local socket's.
+func (i *connInfo) dstPort(c net.Conn) uint16 {
+	if i.origDst.IsValid() {
+		return i.origDst.Port()
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		return ap.Port()
+	}
+	return 0
 }
 
 type connInfoKey struct{}
@@ -90,7 +128,7 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		info.source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	if l.useOriginalDst {
+	if l.useOriginalDst || l.inbound {
 		tc, ok := c.(*net.TCPConn)
 		var orig netip.AddrPort
 		var err error
@@ -109,13 +147,39 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 		}
 		orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
 		info.origDst = orig
-		if t := m.byAddr[orig]; t != nil {
+		if l.inbound {
+			// Captured plaintext for the workload: only PERMISSIVE
+			// serves it, and with no identity (nothing was verified).
+			if l.mtls != mtlsPermissive {
+				p.metrics.connRejected.WithLabelValues("mtls_strict").Inc()
+				_ = c.Close()
+				return
+			}
+		} else if t := m.byAddr[orig]; t != nil {
 			info.listener = t
 		} else if t := m.byPort[orig.Port()]; t != nil {
 			info.listener = t
 		}
 	}
+	p.serveConn(c, info)
+}
+
+// serveConn serves a connection with its listener's filter chain for the
+// destination port: network RBAC, TLS, then HTTP or TCP proxying. It
+// returns when an HTTP connection ends; TCP proxying continues on its own
+// goroutine.
+func (p *Proxy) serveConn(c net.Conn, info connInfo) {
 	ch := info.listener.chain
+	if len(info.listener.byPort) > 0 {
+		info.port = info.dstPort(c)
+		ch = info.listener.chainFor(info.port)
+	}
+	if ch == nil {
+		p.metrics.connRejected.WithLabelValues("no_filter_chain").Inc()
+		_ = c.Close()
+		return
+	}
+	info.chain = ch
 	if ch.http != nil {
 		c = rawConn(c)
 	}
@@ -126,11 +190,19 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 		}
 		cs := tc.ConnectionState()
 		info.tls = &cs
-		if ch.http != nil && cs.NegotiatedProtocol == "h2" {
-			p.serveH2(tc, info)
-			return
+		if ch.tlsSpec.verifies() && len(cs.PeerCertificates) > 0 {
+			// The handshake verified the certificate (or failed).
+			info.peer = identityOf(cs.PeerCertificates[0])
 		}
 		c = tc
+	}
+	if len(ch.rbac) > 0 && !p.allowConn(c, &info, ch) {
+		_ = c.Close()
+		return
+	}
+	if ch.tls != nil && ch.http != nil && info.tls.NegotiatedProtocol == "h2" {
+		p.serveH2(c.(*tls.Conn), info)
+		return
 	}
 	switch {
 	case ch.http != nil:
@@ -147,6 +219,45 @@ func (p *Proxy) dispatch(b *boundListener, c net.Conn) {
 		}()
 	default:
 		_ = c.Close()
+	}
+}
+
+// identityOf is what RBAC learns of a verified peer certificate.
+func identityOf(leaf *x509.Certificate) *peerIdentity {
+	id := &peerIdentity{dnsSANs: leaf.DNSNames, subject: leaf.Subject.String()}
+	if len(leaf.URIs) > 0 {
+		id.principal = leaf.URIs[0].String()
+	}
+	return id
+}
+
+// allowConn runs the chain's network RBAC filters on a new connection.
+func (p *Proxy) allowConn(c net.Conn, info *connInfo, ch *filterChain) bool {
+	areq := &authz.Request{SourceIP: info.source.Addr(), FilterState: info.filterState}
+	dst := info.origDst
+	if !dst.IsValid() {
+		dst, _ = netip.ParseAddrPort(c.LocalAddr().String())
+	}
+	areq.DestinationIP, areq.DestinationPort = dst.Addr().Unmap(), dst.Port()
+	fillPeer(areq, info)
+	for _, e := range ch.rbac {
+		if ok, _ := e.Allowed(areq); !ok {
+			p.metrics.denied.WithLabelValues("rbac_network").Inc()
+			return false
+		}
+	}
+	return true
+}
+
+// fillPeer sets what RBAC's authenticated principals read: the verified
+// peer identity, or at least that the connection is TLS.
+func fillPeer(areq *authz.Request, info *connInfo) {
+	if info.tls != nil {
+		areq.TLS, areq.ServerName = true, info.tls.ServerName
+	}
+	if id := info.peer; id != nil {
+		areq.TLS = true
+		areq.PeerPrincipal, areq.PeerDNSSANs, areq.PeerSubject = id.principal, id.dnsSANs, id.subject
 	}
 }
 

@@ -25,6 +25,7 @@ type metrics struct {
 	connRejected  *prometheus.CounterVec
 	badRequests   *prometheus.CounterVec
 	denied        *prometheus.CounterVec
+	tunnels       *prometheus.CounterVec
 
 	byCluster sync.Map // cluster name → *clusterSeries
 }
@@ -68,13 +69,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_proxy_requests_denied_total", Help: "Requests refused by authentication (jwt) or authorization (rbac).",
 		}, []string{"filter"}),
+		tunnels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_proxy_hbone_tunnels_total", Help: "HBONE tunnels opened (outbound) and accepted or refused (inbound), by result.",
+		}, []string{"direction", "result"}),
 		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_proxy_bad_requests_total", Help: "HTTP/1 requests rejected for ambiguous or invalid framing, by reason.",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.localReplies, m.retries, m.retryOverflow, m.overflow,
-			m.mirrored, m.mirrorDropped, m.tcpConns, m.tcpBytes, m.connRejected, m.badRequests, m.denied)
+			m.mirrored, m.mirrorDropped, m.tcpConns, m.tcpBytes, m.connRejected, m.badRequests, m.denied, m.tunnels)
 	}
 	return m
 }

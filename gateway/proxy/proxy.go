@@ -16,6 +16,9 @@ import (
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway-mesh/causeway/gateway/hbone"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // Binding makes the proxy listen on Addr and serve the xDS listener named
@@ -50,6 +53,33 @@ type Config struct {
 	// Registerer receives the proxy's metrics; nil means none are exported.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+
+	// Identity holds the proxy's SVID (SecretDefault) and trust bundle
+	// (SecretRootCA), from SDS. Without it the proxy has no mutual TLS:
+	// no HBONE server, and endpoints marked for HBONE are reached in
+	// plaintext. Store.UseSecrets must have been given the same store.
+	Identity *Secrets
+	// HBONEAddr, with Identity, is where the inbound HBONE server listens
+	// (":15008" in a sidecar). Each tunnel to an address of the pod is
+	// served by the listener xdsconv.VirtualInboundListener.
+	HBONEAddr string
+	// InboundAddr is where the capture rules redirect inbound plaintext
+	// (":15006"): the proxy binds the inbound listener there, and serves
+	// what arrives only in PERMISSIVE mode.
+	InboundAddr string
+	// PodAddrs are the workload's addresses: a tunnel's CONNECT target
+	// must be one of them, or it is refused (403): never an open proxy.
+	PodAddrs []netip.Addr
+	// ReservedPorts are ports a tunnel may not reach on the pod, besides
+	// the ports of HBONEAddr, InboundAddr and OutboundAddr: the proxy's
+	// own (its admin port).
+	ReservedPorts []uint16
+	// Cluster is the member cluster's name: the peer cluster of tunnels
+	// from inside the cluster, for RBAC (xdsconv.FilterStatePeerCluster).
+	Cluster string
+	// TunnelPort is the port of the peers' HBONE servers;
+	// xdsconv.HBONEPort when zero (tests set another).
+	TunnelPort uint16
 }
 
 // Proxy is the engine. Create it with New, then Run it.
@@ -72,17 +102,32 @@ type Proxy struct {
 	rp            *httputil.ReverseProxy
 	httpLn        *chanListener
 
+	// tunnel opens HBONE tunnels to endpoints marked for them; h1t, h2t
+	// and h1fastT are the pools that dial through it. nil without an
+	// identity.
+	tunnel       *hbone.Client
+	h1t, h2t     *http.Transport
+	h1fastT      *h1Client
+	hboneServer  *hbone.Server
+	reservedPort map[uint16]bool
+
 	mu       sync.Mutex
 	bound    map[string]*boundListener // by bind address
 	draining atomic.Bool
 	ready    atomic.Bool
-	conns    connTracker // TCP-proxied connections
-	h1conns  h1Conns     // connections the HTTP/1 loop serves
+	// running is set once Run has bound everything (the HBONE server and
+	// the explicit bindings): configuration may arrive, and bind the
+	// listeners it names, before.
+	running atomic.Bool
+	conns   connTracker // TCP-proxied connections
+	h1conns h1Conns     // connections the HTTP/1 loop serves
 
 	// retry budget: Envoy's default, retries ≤ max(3, 20% of active).
 	active  atomic.Int64
 	retries atomic.Int64
 	mirrors chan struct{}
+	// hboneAddr is the HBONE server's bound address, once it listens.
+	hboneAddr atomic.Value // string
 	// requests in flight per cluster name, for circuit breaking; kept
 	// across configuration updates.
 	perCluster sync.Map // string → *atomic.Int64
@@ -114,6 +159,9 @@ func New(cfg Config) *Proxy {
 	p.metrics = newMetrics(cfg.Registerer)
 	p.h1, p.h2 = newTransports()
 	p.h1fast = newH1Client()
+	if cfg.Identity != nil {
+		p.initMTLS()
+	}
 	p.tlsLn = newChanListener()
 	p.httpLn = newChanListener()
 	p.server = &http.Server{
@@ -158,23 +206,44 @@ func New(cfg Config) *Proxy {
 	tlsProtocols := new(http.Protocols)
 	tlsProtocols.SetHTTP2(true)
 	p.tlsServer.Protocols = tlsProtocols
-	cfg.Store.onUpdate = p.reconcileListeners
+	cfg.Store.addHook(p.reconcileListeners)
 	return p
 }
 
 // Ready reports whether the proxy has its first complete configuration
 // and is listening.
-func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() }
+func (p *Proxy) Ready() bool {
+	return p.running.Load() && p.ready.Load() && !p.draining.Load() && (p.cfg.Identity == nil || p.cfg.Identity.Has(SecretDefault, SecretRootCA))
+}
 
 // Run serves until ctx is done, then drains: listeners close at once,
 // in-flight requests and connections get DrainTimeout to finish.
 func (p *Proxy) Run(ctx context.Context) error {
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- p.server.Serve(p.httpLn) }()
 	go func() { serveErr <- p.tlsServer.Serve(p.tlsLn) }()
+	if p.hboneServer != nil {
+		ln, err := net.Listen("tcp", p.cfg.HBONEAddr)
+		if err != nil {
+			return fmt.Errorf("listen for HBONE on %s: %w", p.cfg.HBONEAddr, err)
+		}
+		// The bound port is the proxy's own: no tunnel may target it.
+		p.reservedPort[uint16(ln.Addr().(*net.TCPAddr).Port)] = true
+		p.hboneAddr.Store(ln.Addr().String())
+		p.log.Info("serving HBONE", "addr", ln.Addr().String())
+		go func() {
+			if err := p.hboneServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("hbone: %w", err)
+			}
+		}()
+	}
 
 	p.mu.Lock()
 	for i, b := range p.cfg.Bindings {
+		if p.bound[bindingKey(i)] != nil {
+			// A configuration that arrived before Run bound it already.
+			continue
+		}
 		if err := p.bindLocked(bindingKey(i), b.Addr, b.Listener); err != nil {
 			p.mu.Unlock()
 			p.closeAll()
@@ -183,6 +252,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	p.reconcileListeners()
+	p.running.Store(true)
 
 	select {
 	case <-ctx.Done():
@@ -198,12 +268,27 @@ func (p *Proxy) drain() error {
 	p.closeAll()
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
+	hboneDone := make(chan error, 1)
+	go func() {
+		if p.hboneServer == nil || p.hboneAddr.Load() == nil {
+			hboneDone <- nil
+			return
+		}
+		hboneDone <- p.hboneServer.Shutdown(ctx)
+	}()
 	err := errors.Join(p.server.Shutdown(ctx), p.tlsServer.Shutdown(ctx), p.h1conns.drain(ctx))
 	p.conns.drain(ctx)
+	err = errors.Join(err, <-hboneDone)
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
 	p.h1fast.CloseIdleConnections()
 	p.tlsTransports.Range(func(_, v any) bool { v.(*http.Transport).CloseIdleConnections(); return true })
+	if p.tunnel != nil {
+		p.h1t.CloseIdleConnections()
+		p.h2t.CloseIdleConnections()
+		p.h1fastT.CloseIdleConnections()
+		_ = p.tunnel.Close()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("drain: requests still running after %s", p.cfg.DrainTimeout)
 	}
@@ -244,6 +329,12 @@ func (p *Proxy) reconcileListeners() {
 			switch {
 			case l.useOriginalDst && p.cfg.OutboundAddr != "":
 				want[p.cfg.OutboundAddr] = target{p.cfg.OutboundAddr, l.name}
+			case l.inbound && l.name == xdsconv.VirtualInboundListener:
+				// Bound only where the capture rules send inbound
+				// plaintext; tunnels reach it through the HBONE server.
+				if p.cfg.InboundAddr != "" {
+					want[p.cfg.InboundAddr] = target{p.cfg.InboundAddr, l.name}
+				}
 			case l.bind:
 				want[l.addr.String()] = target{l.addr.String(), l.name}
 			}

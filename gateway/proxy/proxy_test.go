@@ -36,7 +36,7 @@ type backend struct {
 	addr string
 }
 
-func startEcho(t *testing.T, pod, proto string) backend {
+func startEcho(t testing.TB, pod, proto string) backend {
 	t.Helper()
 	s, err := echo.Listen(echo.Config{
 		Identity:      echo.Identity{Pod: pod, Namespace: "default", Cluster: "test"},

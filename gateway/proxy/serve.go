@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +48,42 @@ type Options struct {
 	// AdminAddr serves /ready, /healthz, /config_dump and /metrics.
 	AdminAddr    string
 	DrainTimeout time.Duration
-	Logger       *slog.Logger `json:"-"`
+
+	// SDSAddr is the agent's SDS server (gRPC with TLS). With it the
+	// proxy gets its SVID and trust bundle over SDS and speaks mutual TLS:
+	// HBONE to endpoints marked for it and, in sidecar mode, an inbound
+	// HBONE server. Empty: no identity.
+	SDSAddr string
+	// TokenFile holds the ServiceAccount token (audience "causeway") sent
+	// as a bearer token on every SDS stream; read again for each stream,
+	// as the kubelet rotates it.
+	TokenFile string
+	// TrustBundleFile holds the PEM roots that verify the agent's SDS
+	// serving certificate (the mounted ConfigMap
+	// causeway-system/causeway-trust-bundle, key roots.pem); read again
+	// for each connection, as the bundle rotates.
+	TrustBundleFile string
+	// TrustDomain is the mesh's trust domain; when empty it is read from
+	// the SPIFFE IDs of the roots in TrustBundleFile.
+	TrustDomain string
+	// ServiceAccount is the workload's ServiceAccount (node metadata
+	// NodeMetaServiceAccount): the agent checks it against the token.
+	ServiceAccount string
+	// HBONEAddr is where the inbound HBONE server listens: ":15008" by
+	// default in sidecar mode with SDS; "off" turns it off.
+	HBONEAddr string
+	// InboundAddr is where captured inbound plaintext arrives: ":15006" by
+	// default when the HBONE server runs.
+	InboundAddr string
+	// PodIPs are the workload's addresses (tunnel targets must be one);
+	// the addresses of the network namespace's interfaces, loopback
+	// excluded, when empty.
+	PodIPs []string
+	// CaptureInbound, with Capture and the HBONE server, also redirects
+	// inbound TCP to InboundAddr (except the HBONE and admin ports), so
+	// that plaintext cannot reach the workload around the proxy.
+	CaptureInbound bool
+	Logger         *slog.Logger `json:"-"`
 	// Ready, if set, is called with the admin address once it listens.
 	Ready func(adminAddr string) `json:"-"`
 }
@@ -69,12 +106,48 @@ func Serve(ctx context.Context, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store := NewStore()
-	p := New(Config{
+	cfg := Config{
 		Store: store, Bindings: o.Bindings, OutboundAddr: o.OutboundAddr, BindListeners: o.Mode == xdsconv.ModeSidecar || o.OutboundAddr != "",
 		OriginalDst: capture.OriginalDst, DrainTimeout: o.DrainTimeout, Registerer: reg, Logger: log,
+		Cluster: o.Cluster, ReservedPorts: adminPorts(o.AdminAddr),
+	}
+	xdsUpdates := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "causeway_proxy_xds_updates_total", Help: "xDS responses, by type and result (ack or nack).",
+	}, []string{"type", "result"})
+	xdsConnected := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "causeway_proxy_xds_connected", Help: "1 while the proxy has a stream to the xDS server.",
 	})
+	sdsConnected := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "causeway_proxy_sds_connected", Help: "1 while the proxy has a stream to the SDS server.",
+	})
+	reg.MustRegister(xdsUpdates, xdsConnected, sdsConnected)
+	var sds *xdsclient.Client
+	if o.SDSAddr != "" {
+		var err error
+		cfg.Identity, sds, err = newSDSClient(o, log, xdsclient.Hooks{
+			OnConnect:    func() { sdsConnected.Set(1) },
+			OnDisconnect: func(error) { sdsConnected.Set(0) },
+			OnAccept:     func(t, _ string) { xdsUpdates.WithLabelValues(shortType(t), "ack").Inc() },
+			OnReject:     func(t, _ string, _ error) { xdsUpdates.WithLabelValues(shortType(t), "nack").Inc() },
+		})
+		if err != nil {
+			return err
+		}
+		store.UseSecrets(cfg.Identity)
+		// The names the configuration uses may have changed.
+		store.addHook(sds.Resubscribe)
+		if o.Mode == xdsconv.ModeSidecar && o.HBONEAddr != "off" {
+			cfg.HBONEAddr = cmp.Or(o.HBONEAddr, ":"+strconv.Itoa(xdsconv.HBONEPort))
+			cfg.InboundAddr = cmp.Or(o.InboundAddr, ":"+strconv.Itoa(xdsconv.VirtualInboundPort))
+			if cfg.PodAddrs, err = podAddrs(o.PodIPs); err != nil {
+				return err
+			}
+			log.Info("inbound mutual TLS", "hbone", cfg.HBONEAddr, "inbound", cfg.InboundAddr, "podIPs", fmt.Sprint(cfg.PodAddrs))
+		}
+	}
+	p := New(cfg)
 	if o.Capture {
-		cc := capture.Config{ProxyGIDs: []uint32{o.CaptureGID}, ExcludeOutboundPorts: adminPorts(o.AdminAddr)}
+		cc := captureConfig(o, cfg)
 		if err := capture.Install(ctx, cc); err != nil {
 			return fmt.Errorf("install capture rules: %w", err)
 		}
@@ -84,18 +157,9 @@ func Serve(ctx context.Context, o Options) error {
 			}
 		}()
 	}
-	xdsUpdates := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "causeway_proxy_xds_updates_total", Help: "xDS responses, by type and result (ack or nack).",
-	}, []string{"type", "result"})
-	xdsConnected := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "causeway_proxy_xds_connected", Help: "1 while the proxy has a stream to the xDS server.",
-	})
-	reg.MustRegister(xdsUpdates, xdsConnected)
-	meta, err := structpb.NewStruct(map[string]any{
-		xdsconv.NodeMetaMode: o.Mode, xdsconv.NodeMetaNamespace: o.Namespace, xdsconv.NodeMetaPod: o.Pod,
-	})
+	meta, err := nodeMetadata(o)
 	if err != nil {
-		return fmt.Errorf("node metadata: %w", err)
+		return err
 	}
 	client := xdsclient.New(xdsclient.Config{
 		ServerAddress: o.XDSAddr,
@@ -120,15 +184,25 @@ func Serve(ctx context.Context, o Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- client.Run(ctx) }()
+	if sds != nil {
+		go func() { errc <- sds.Run(ctx) }()
+	}
 	var admin *http.Server
 	if o.AdminAddr != "" {
 		ln, err := net.Listen("tcp", o.AdminAddr)
 		if err != nil {
 			return fmt.Errorf("admin listener: %w", err)
 		}
-		admin = &http.Server{Handler: p.AdminHandler(reg, func() any { return client.Status() }), ReadHeaderTimeout: 10 * time.Second}
+		status := func() any { return client.Status() }
+		if sds != nil {
+			status = func() any {
+				version, secrets := cfg.Identity.Status()
+				return map[string]any{"ads": client.Status(), "sds": sds.Status(), "secretsVersion": version, "secrets": secrets}
+			}
+		}
+		admin = &http.Server{Handler: p.AdminHandler(reg, status), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(ln) }()
 		if o.Ready != nil {
 			o.Ready(ln.Addr().String())
@@ -155,6 +229,44 @@ func Serve(ctx context.Context, o Options) error {
 	return runErr
 }
 
+// captureConfig is the capture rules of a proxy: outbound TCP to the
+// outbound port (the proxy's group and the admin port excluded) and, when
+// the proxy serves HBONE and CaptureInbound is set, inbound TCP to the
+// inbound port, except the HBONE and admin ports, so that plaintext
+// cannot reach the workload around the proxy.
+func captureConfig(o Options, cfg Config) capture.Config {
+	cc := capture.Config{ProxyGIDs: []uint32{o.CaptureGID}, ExcludeOutboundPorts: adminPorts(o.AdminAddr)}
+	if p := portOf(cfg.OutboundAddr); p != 0 {
+		cc.ProxyPort = p
+	}
+	if o.CaptureInbound && cfg.HBONEAddr != "" {
+		cc.CaptureInbound = true
+		cc.InboundPort = portOf(cfg.InboundAddr)
+		cc.ExcludeInboundPorts = append(adminPorts(o.AdminAddr), portOf(cfg.HBONEAddr))
+	}
+	return cc
+}
+
+// nodeMetadata is the node metadata both xDS streams carry.
+func nodeMetadata(o Options) (*structpb.Struct, error) {
+	fields := map[string]any{xdsconv.NodeMetaMode: o.Mode, xdsconv.NodeMetaNamespace: o.Namespace, xdsconv.NodeMetaPod: o.Pod}
+	if o.ServiceAccount != "" {
+		fields[NodeMetaServiceAccount] = o.ServiceAccount
+	}
+	meta, err := structpb.NewStruct(fields)
+	if err != nil {
+		return nil, fmt.Errorf("node metadata: %w", err)
+	}
+	return meta, nil
+}
+
+func portOf(addr string) uint16 {
+	if p := adminPorts(addr); len(p) == 1 {
+		return p[0]
+	}
+	return 0
+}
+
 func adminPorts(addr string) []uint16 {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -177,6 +289,8 @@ func shortType(t string) string {
 		return "CDS"
 	case resourcev3.EndpointType:
 		return "EDS"
+	case resourcev3.SecretType:
+		return "SDS"
 	}
 	return t[strings.LastIndexByte(t, '.')+1:]
 }

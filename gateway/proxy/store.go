@@ -42,9 +42,11 @@ type Store struct {
 	current atomic.Pointer[model]
 	// jwtOptions configure the JWT authenticators (JWKS fetching).
 	jwtOptions jwtauthn.Options
-	gen        uint64
+	// secrets resolves the SDS names TLS contexts use; nil without SDS.
+	secrets *Secrets
+	gen     uint64
 	// onUpdate, if set, is called (without the lock) after each new model.
-	onUpdate func()
+	onUpdate []func()
 }
 
 // NewStore returns an empty store whose model has nothing configured.
@@ -97,12 +99,56 @@ func (s *Store) Apply(typeURL, version string, resources []*anypb.Any) error {
 	s.versions[typeURL] = version
 	m.versions = maps.Clone(s.versions)
 	s.current.Store(m)
-	cb := s.onUpdate
+	hooks := slices.Clone(s.onUpdate)
 	s.mu.Unlock()
-	if cb != nil {
-		cb()
+	for _, h := range hooks {
+		h()
 	}
 	return nil
+}
+
+// UseSecrets makes the store resolve SDS secret names from secrets, and
+// secrets subscribe to the names the accepted configuration uses. Call
+// it before the first Apply.
+func (s *Store) UseSecrets(secrets *Secrets) {
+	s.mu.Lock()
+	s.secrets = secrets
+	s.mu.Unlock()
+	secrets.setWanted(s.secretNames)
+}
+
+// addHook runs f after each new model.
+func (s *Store) addHook(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onUpdate = append(s.onUpdate, f)
+}
+
+// secretNames returns the SDS secret names the accepted configuration
+// uses, sorted.
+func (s *Store) secretNames() []string {
+	m := s.model()
+	set := map[string]bool{}
+	add := func(t *tlsSpec) {
+		if t == nil {
+			return
+		}
+		if t.sdsCert != "" {
+			set[t.sdsCert] = true
+		}
+		if t.sdsRoots != "" {
+			set[t.sdsRoots] = true
+		}
+	}
+	for _, l := range m.listeners {
+		for _, ch := range l.chains() {
+			add(ch.tlsSpec)
+		}
+	}
+	for _, c := range m.clusters {
+		add(c.tlsSpec)
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // Names returns the RDS and EDS names the accepted listeners and clusters
@@ -113,8 +159,10 @@ func (s *Store) Names(typeURL string) []string {
 	switch typeURL {
 	case resourcev3.RouteType:
 		for _, l := range m.listeners {
-			if l.chain.http != nil && l.chain.http.routeName != "" {
-				set[l.chain.http.routeName] = true
+			for _, ch := range l.chains() {
+				if ch.http != nil && ch.http.routeName != "" {
+					set[ch.http.routeName] = true
+				}
 			}
 		}
 	case resourcev3.EndpointType:
@@ -200,7 +248,7 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 		clusters:   map[string]*cluster{},
 		generation: s.gen,
 	}
-	env := &compileEnv{used: map[string]*jwtauthn.Authenticator{}, opts: s.jwtOptions}
+	env := &compileEnv{used: map[string]*jwtauthn.Authenticator{}, opts: s.jwtOptions, secrets: s.secrets}
 	if prev != nil {
 		env.prev = prev.auth
 	}
@@ -231,7 +279,7 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 			continue
 		}
 		m.listeners[name] = cl
-		if !cl.bind {
+		if !cl.bind && !cl.inbound {
 			if cl.addr.Addr().IsUnspecified() {
 				if _, dup := m.byPort[cl.addr.Port()]; dup {
 					errs = append(errs, fmt.Errorf("listener %q: another listener has address %s", name, cl.addr))
@@ -254,7 +302,7 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 		m.routes[name] = cr
 	}
 	for name, c := range clusters {
-		cc, inline, err := compileCluster(c)
+		cc, inline, err := compileCluster(c, s.secrets)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -264,11 +312,12 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 			cla = endpoints[cc.edsName]
 		}
 		if cla != nil {
-			eps, err := compileEndpoints(cla)
+			eps, tunnels, err := compileEndpoints(cla)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
+			cc.tunnels = tunnels
 			var old *lb.Balancer
 			if prev != nil && prev.clusters[name] != nil {
 				old = prev.clusters[name].balancer

@@ -62,7 +62,13 @@ func (p *Proxy) serveTCP(down net.Conn, info *connInfo, t *tcpProxy) {
 		}
 		tried = append(tried, addr)
 		ctx, cancel := context.WithTimeout(context.Background(), c.connectTimeout)
-		conn, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", addr)
+		var conn net.Conn
+		var err error
+		if p.useTunnel(c, addr) {
+			conn, err = p.dialTunnel(ctx, addr)
+		} else {
+			conn, err = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", addr)
+		}
 		if err == nil && c.tls != nil {
 			tc := tls.Client(conn, c.tls.Clone())
 			if err = tc.HandshakeContext(ctx); err != nil {

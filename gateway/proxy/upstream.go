@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/causeway-mesh/causeway/gateway/hbone"
 	"github.com/causeway-mesh/causeway/gateway/lb"
 )
 
@@ -83,7 +85,7 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 	tr := p.h1
 	switch {
 	case c.tls != nil:
-		tr = p.tlsTransport(c, req.upgrade)
+		tr = p.tlsTransport(c, req.upgrade, false)
 	case c.http2 && !req.upgrade:
 		tr = p.h2
 	}
@@ -129,7 +131,20 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 		}
 		attempt.URL.Host = addr
 		var rt http.RoundTripper = tr
-		if tr == p.h1 && p.h1fast.eligible(attempt, req.upgrade) {
+		switch {
+		case p.useTunnel(c, addr):
+			// HTTP/1, HTTP/2 and TLS alike go through the tunnel: the
+			// pools that dial it are separate, so a connection made in
+			// plaintext is never reused for an endpoint that wants HBONE.
+			switch {
+			case c.tls != nil:
+				rt = p.tlsTransport(c, req.upgrade, true)
+			case tr == p.h1 && p.h1fastT.eligible(attempt, req.upgrade):
+				rt = p.h1fastT
+			default:
+				rt = p.tunnelTransport(tr)
+			}
+		case tr == p.h1 && p.h1fast.eligible(attempt, req.upgrade):
 			rt = p.h1fast
 		}
 		resp, err := rt.RoundTrip(attempt)
@@ -169,15 +184,21 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 // tlsTransport returns the connection pool of a cluster that originates
 // TLS, made once per TLS configuration. HTTP/2 clusters speak h2 over
 // TLS (ALPN); upgrades always go over HTTP/1.1.
-func (p *Proxy) tlsTransport(c *cluster, upgrade bool) *http.Transport {
+func (p *Proxy) tlsTransport(c *cluster, upgrade, tunnel bool) *http.Transport {
 	key := c.tlsKey
 	if upgrade {
 		key += "|upgrade"
+	}
+	if tunnel {
+		key += "|hbone"
 	}
 	if v, ok := p.tlsTransports.Load(key); ok {
 		return v.(*http.Transport)
 	}
 	t := p.h1.Clone()
+	if tunnel {
+		t.DialContext = p.h1t.DialContext
+	}
 	t.TLSClientConfig = c.tls.Clone()
 	t.Protocols = new(http.Protocols)
 	if c.http2 && !upgrade {
@@ -304,6 +325,10 @@ func classifyError(ctx context.Context, err error) (int, string) {
 		return http.StatusGatewayTimeout, "upstream request timeout"
 	case isConnectFailure(err):
 		return http.StatusServiceUnavailable, "upstream connect error"
+	case errors.Is(err, errPeerCertificate), errors.As(err, new(tls.AlertError)), errors.As(err, new(*tls.CertificateVerificationError)):
+		return http.StatusServiceUnavailable, "upstream connect error: TLS handshake"
+	case errors.As(err, new(*hbone.StatusError)):
+		return http.StatusServiceUnavailable, "upstream connect error: the endpoint's proxy refused the tunnel"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusServiceUnavailable, "upstream connect error or disconnect/reset before headers"
 	}
@@ -387,6 +412,9 @@ func (p *Proxy) mirror(r *http.Request, mp mirrorPolicy, m *model) {
 	tr := p.h1
 	if c.http2 {
 		tr = p.h2
+	}
+	if p.useTunnel(c, pick.Endpoint.Address) {
+		tr = p.tunnelTransport(tr)
 	}
 	go func() {
 		defer func() { <-p.mirrors }()

@@ -12,6 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/protobuf/proto"
@@ -30,7 +31,31 @@ const (
 	// EndpointType is the EDS type URL, subscribed by the names that
 	// Applier.Names returns.
 	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	// SecretType is the SDS type URL, the only type of an SDS client,
+	// subscribed by the names that Applier.Names returns.
+	SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 )
+
+// Service is the discovery service a Client speaks.
+type Service int
+
+const (
+	// ServiceADS is the Aggregated Discovery Service
+	// (StreamAggregatedResources): listeners, clusters, route
+	// configurations and endpoints on one stream. The default.
+	ServiceADS Service = iota
+	// ServiceSDS is the Secret Discovery Service
+	// (envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets):
+	// secrets only, by name.
+	ServiceSDS
+)
+
+func (s Service) String() string {
+	if s == ServiceSDS {
+		return "SDS"
+	}
+	return "ADS"
+}
 
 // Default backoff bounds, used when Config leaves them zero.
 const (
@@ -132,6 +157,9 @@ type Config struct {
 
 	// Hooks are called on state changes.
 	Hooks Hooks
+
+	// Service is the discovery service to speak; ServiceADS when zero.
+	Service Service
 }
 
 // Client is an ADS client. Create it with New, start it with Run.
@@ -141,6 +169,8 @@ type Client struct {
 	randN func(n int64) int64 // returns [0, n); replaced in tests
 
 	running atomic.Bool
+	// resubscribe wakes the stream to ask Applier.Names again.
+	resubscribe chan struct{}
 
 	mu    sync.Mutex
 	state clientState // guarded by mu
@@ -170,12 +200,29 @@ func New(cfg Config) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		cfg:   cfg,
-		log:   log.With("xdsServer", cfg.ServerAddress),
-		randN: rand.Int64N,
-		state: clientState{types: map[string]*TypeStatus{}},
+		cfg:         cfg,
+		log:         log.With("xdsServer", cfg.ServerAddress, "service", cfg.Service.String()),
+		randN:       rand.Int64N,
+		resubscribe: make(chan struct{}, 1),
+		state:       clientState{types: map[string]*TypeStatus{}},
 	}
 }
+
+// Resubscribe makes the client ask Applier.Names again for every named
+// type and update its subscriptions if they changed. Call it when what
+// decides the names changed outside this client's responses (an SDS
+// client's names come from the xDS configuration). It does not block; a
+// client without an open stream subscribes with the current names when
+// it connects.
+func (c *Client) Resubscribe() {
+	select {
+	case c.resubscribe <- struct{}{}:
+	default:
+	}
+}
+
+// discoveryStream is the bidirectional stream both services use.
+type discoveryStream = grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
 
 func (c *Client) validate() error {
 	var errs []error
@@ -222,11 +269,14 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("create gRPC client for %s: %w", c.cfg.ServerAddress, err)
 	}
 	defer conn.Close()
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	open := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources
+	if c.cfg.Service == ServiceSDS {
+		open = secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets
+	}
 
 	attempt := 0
 	for {
-		gotResponse, err := c.runStream(ctx, ads)
+		gotResponse, err := c.runStream(ctx, open)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -235,7 +285,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		delay := fullJitter(backoffCeiling(attempt, c.cfg.InitialBackoff, c.cfg.MaxBackoff), c.randN)
 		attempt++
-		c.log.Warn("ADS stream failed, retrying", "error", err, "attempt", attempt, "retryIn", delay)
+		c.log.Warn("xDS stream failed, retrying", "error", err, "attempt", attempt, "retryIn", delay)
 
 		t := time.NewTimer(delay)
 		select {
@@ -252,21 +302,21 @@ type recvResult struct {
 	err  error
 }
 
-// runStream opens one ADS stream and serves it until it fails or ctx is
+// runStream opens one stream and serves it until it fails or ctx is
 // done. gotResponse reports whether the server sent anything, which resets
 // the reconnection backoff.
-func (c *Client) runStream(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (gotResponse bool, err error) {
+func (c *Client) runStream(ctx context.Context, open func(context.Context, ...grpc.CallOption) (discoveryStream, error)) (gotResponse bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	stream, err := ads.StreamAggregatedResources(sctx)
+	stream, err := open(sctx)
 	if err != nil {
-		err = fmt.Errorf("open ADS stream: %w", err)
+		err = fmt.Errorf("open %s stream: %w", c.cfg.Service, err)
 		c.setStreamError(err)
 		return false, err
 	}
 	c.setConnected()
-	c.log.Info("ADS stream open")
+	c.log.Info("xDS stream open")
 	if h := c.cfg.Hooks.OnConnect; h != nil {
 		h()
 	}
@@ -314,7 +364,7 @@ func (c *Client) runStream(ctx context.Context, ads discoveryv3.AggregatedDiscov
 			return gotResponse, sctx.Err()
 		case r := <-recvCh:
 			if r.err != nil {
-				return gotResponse, fmt.Errorf("receive from ADS stream: %w", r.err)
+				return gotResponse, fmt.Errorf("receive from %s stream: %w", c.cfg.Service, r.err)
 			}
 			gotResponse = true
 			if err := s.handle(r.resp); err != nil {
@@ -323,6 +373,12 @@ func (c *Client) runStream(ctx context.Context, ads discoveryv3.AggregatedDiscov
 		case now := <-paceC:
 			if err := s.flush(now); err != nil {
 				return gotResponse, err
+			}
+		case <-c.resubscribe:
+			for _, typeURL := range s.namedTypes() {
+				if err := s.resubscribe(typeURL); err != nil {
+					return gotResponse, err
+				}
 			}
 		}
 	}

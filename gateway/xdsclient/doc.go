@@ -33,6 +33,20 @@
 // naming "*". RDS and EDS are not requested at all on a stream until they
 // have a name, because an empty first request would be read as a wildcard.
 //
+// # Secrets (SDS)
+//
+// With Config.Service ServiceSDS the client speaks the Secret Discovery
+// Service instead (SecretDiscoveryService/StreamSecrets, state of the
+// world), with the same protocol rules: it subscribes to SecretType by the
+// names Applier.Names returns, one stream for all of them (Envoy opens a
+// stream per secret; a server keyed by node answers either), and never
+// subscribes by wildcard. What decides those names (the TLS contexts of
+// the xDS configuration) lives outside the SDS stream, so the owner calls
+// Resubscribe when it may have changed. Per-stream credentials (a bearer
+// token that rotates) belong in DialOptions as grpc.WithPerRPCCredentials:
+// gRPC asks them for every stream, so each reconnection sends the token
+// as it is then.
+//
 // # ACK, NACK and bad input
 //
 // A response is acknowledged with its version and nonce. A response that

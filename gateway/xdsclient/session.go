@@ -18,20 +18,36 @@ var dependents = map[string]string{
 	ClusterType:  EndpointType,
 }
 
-// Order of the first requests of a stream: clusters before listeners, and
-// their dependents after both, as Envoy does, so that a listener never
-// arrives before the clusters it routes to on a fresh start.
+// Order of the first requests of an ADS stream: clusters before
+// listeners, and their dependents after both, as Envoy does, so that a
+// listener never arrives before the clusters it routes to on a fresh
+// start. An SDS stream has secrets only, by name.
 var (
-	wildcardTypes = []string{ClusterType, ListenerType}
-	namedTypes    = []string{EndpointType, RouteType}
+	adsWildcardTypes = []string{ClusterType, ListenerType}
+	adsNamedTypes    = []string{EndpointType, RouteType}
+	sdsNamedTypes    = []string{SecretType}
 )
 
-func isKnownType(typeURL string) bool {
-	return slices.Contains(wildcardTypes, typeURL) || slices.Contains(namedTypes, typeURL)
+func (s *session) wildcardTypes() []string {
+	if s.c.cfg.Service == ServiceSDS {
+		return nil
+	}
+	return adsWildcardTypes
 }
 
-func isNamedType(typeURL string) bool {
-	return slices.Contains(namedTypes, typeURL)
+func (s *session) namedTypes() []string {
+	if s.c.cfg.Service == ServiceSDS {
+		return sdsNamedTypes
+	}
+	return adsNamedTypes
+}
+
+func (s *session) isKnownType(typeURL string) bool {
+	return slices.Contains(s.wildcardTypes(), typeURL) || slices.Contains(s.namedTypes(), typeURL)
+}
+
+func (s *session) isNamedType(typeURL string) bool {
+	return slices.Contains(s.namedTypes(), typeURL)
 }
 
 // rejection counts identical rejections in a row of one type.
@@ -81,7 +97,7 @@ func newSession(c *Client, send func(*discoveryv3.DiscoveryRequest) error) *sess
 // start sends the first requests of the stream, resuming from the last
 // accepted versions.
 func (s *session) start() error {
-	for _, typeURL := range wildcardTypes {
+	for _, typeURL := range s.wildcardTypes() {
 		if err := s.send(&discoveryv3.DiscoveryRequest{
 			TypeUrl:     typeURL,
 			VersionInfo: s.c.acceptedVersion(typeURL),
@@ -89,7 +105,7 @@ func (s *session) start() error {
 			return err
 		}
 	}
-	for _, typeURL := range namedTypes {
+	for _, typeURL := range s.namedTypes() {
 		if err := s.resubscribe(typeURL); err != nil {
 			return err
 		}
@@ -108,7 +124,7 @@ func (s *session) handle(resp *discoveryv3.DiscoveryResponse) error {
 		s.c.log.Warn("ignoring xDS response without a type URL", "nonce", resp.GetNonce())
 		return nil
 	}
-	if _, ok := s.subscribed[typeURL]; isNamedType(typeURL) && !ok {
+	if _, ok := s.subscribed[typeURL]; s.isNamedType(typeURL) && !ok {
 		// Not requested on this stream: like Envoy, ignore a response
 		// for an unwatched type rather than answer it, since an answer
 		// with no names would subscribe to everything.
@@ -139,7 +155,7 @@ func (s *session) handle(resp *discoveryv3.DiscoveryResponse) error {
 // apply checks what the client can check itself and hands the resources
 // to the Applier.
 func (s *session) apply(typeURL string, resp *discoveryv3.DiscoveryResponse) error {
-	if !isKnownType(typeURL) {
+	if !s.isKnownType(typeURL) {
 		return fmt.Errorf("unsupported resource type %q", typeURL)
 	}
 	for i, r := range resp.GetResources() {
@@ -167,7 +183,7 @@ func (s *session) accept(typeURL, version, nonce string) error {
 		VersionInfo:   version,
 		ResponseNonce: nonce,
 	}
-	if isNamedType(typeURL) {
+	if s.isNamedType(typeURL) {
 		req.ResourceNames = s.names(typeURL)
 	}
 	if err := s.send(req); err != nil {
@@ -196,7 +212,7 @@ func (s *session) reject(typeURL, version, nonce string, cause error) error {
 		ResponseNonce: nonce,
 		ErrorDetail:   &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg},
 	}
-	if isNamedType(typeURL) {
+	if s.isNamedType(typeURL) {
 		req.ResourceNames = s.names(typeURL)
 	}
 	if r.repeats == 0 {
@@ -270,7 +286,7 @@ func (s *session) send(req *discoveryv3.DiscoveryRequest) error {
 	}
 	s.nodeSent = true
 	delete(s.pending, req.GetTypeUrl())
-	if isNamedType(req.GetTypeUrl()) {
+	if s.isNamedType(req.GetTypeUrl()) {
 		s.subscribed[req.GetTypeUrl()] = req.GetResourceNames()
 		s.c.recordNames(req.GetTypeUrl(), req.GetResourceNames())
 	}

@@ -334,7 +334,7 @@ func FuzzSessionHandle(f *testing.F) {
 		if err := s.handle(&r); err != nil {
 			t.Fatal(err)
 		}
-		if r.GetTypeUrl() == "" || isNamedType(r.GetTypeUrl()) {
+		if r.GetTypeUrl() == "" || s.isNamedType(r.GetTypeUrl()) {
 			return // ignored: no type, or not subscribed on this stream
 		}
 		for _, q := range *sent {

@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/causeway-mesh/causeway/gateway/hbone"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
+)
+
+// initMTLS sets up what the proxy's identity enables: the HBONE client
+// and its connection pools for endpoints reached through tunnels, and the
+// inbound HBONE server when an address is configured.
+func (p *Proxy) initMTLS() {
+	id := p.cfg.Identity
+	cert := func() (*tls.Certificate, error) { return id.Certificate(SecretDefault) }
+	bundle := id.bundleSource(SecretRootCA)
+	// Any workload of the trust domain may serve an endpoint: EDS says
+	// which address, not which ServiceAccount, so the tunnel's peer is
+	// held to the trust domain (its SVID verified against the bundle).
+	sameDomain := func(peer spiffeid.ID) error {
+		if td := id.TrustDomain(); peer.TrustDomain() != td {
+			return fmt.Errorf("trust domain %q is not %q", peer.TrustDomain(), td)
+		}
+		return nil
+	}
+	p.tunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: sameDomain, Logger: p.log}
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) { return p.dialTunnel(ctx, addr) }
+	p.h1t, p.h2t = newTransports()
+	p.h1t.DialContext, p.h2t.DialContext = dial, dial
+	p.h1fastT = newH1Client()
+	p.h1fastT.dial = func(ctx context.Context, addr string) (net.Conn, error) { return p.dialTunnel(ctx, addr) }
+
+	p.reservedPort = map[uint16]bool{}
+	for _, a := range []string{p.cfg.HBONEAddr, p.cfg.InboundAddr, p.cfg.OutboundAddr} {
+		if _, port, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.ParseUint(port, 10, 16); err == nil && n > 0 {
+				p.reservedPort[uint16(n)] = true
+			}
+		}
+	}
+	for _, port := range p.cfg.ReservedPorts {
+		p.reservedPort[port] = true
+	}
+	if p.cfg.HBONEAddr != "" {
+		p.hboneServer = &hbone.Server{
+			Bundle:      bundle,
+			Certificate: cert,
+			Authorize:   p.authorizeTunnel,
+			Handle:      p.serveTunnel,
+			Logger:      p.log,
+		}
+	}
+}
+
+// dialTunnel opens an HBONE tunnel to addr ("ip:port", an endpoint)
+// through the HBONE server of the endpoint's pod, at ip:TunnelPort.
+func (p *Proxy) dialTunnel(ctx context.Context, addr string) (net.Conn, error) {
+	dst, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("hbone endpoint %q: %w", addr, err)
+	}
+	port := p.cfg.TunnelPort
+	if port == 0 {
+		port = xdsconv.HBONEPort
+	}
+	c, err := p.tunnel.Dial(ctx, netip.AddrPortFrom(dst.Addr(), port).String(), dst)
+	if err != nil {
+		p.metrics.tunnels.WithLabelValues("outbound", "failed").Inc()
+		return nil, err
+	}
+	p.metrics.tunnels.WithLabelValues("outbound", "ok").Inc()
+	return c, nil
+}
+
+// useTunnel reports whether addr, an endpoint of c, is reached through
+// HBONE: the endpoint says so and the proxy has an identity. A proxy
+// without one reaches it in plaintext (which a STRICT sidecar refuses).
+func (p *Proxy) useTunnel(c *cluster, addr string) bool {
+	return p.tunnel != nil && c.tunnels[addr]
+}
+
+// errNotThisPod refuses a tunnel whose target is not the workload's.
+var errNotThisPod = errors.New("not an address of this pod")
+
+// authorizeTunnel decides whether an HBONE stream may open: its target
+// must be an address of this pod, on a port that is not the proxy's own.
+// Who the peer may be is the inbound listener's RBAC's business.
+func (p *Proxy) authorizeTunnel(_ spiffeid.ID, dst netip.AddrPort) error {
+	if !slices.Contains(p.cfg.PodAddrs, dst.Addr().Unmap()) {
+		p.metrics.tunnels.WithLabelValues("inbound", "not_this_pod").Inc()
+		return fmt.Errorf("%s: %w", dst.Addr(), errNotThisPod)
+	}
+	if p.reservedPort[dst.Port()] {
+		p.metrics.tunnels.WithLabelValues("inbound", "reserved_port").Inc()
+		return fmt.Errorf("port %d is the proxy's own", dst.Port())
+	}
+	if p.store.model().listeners[xdsconv.VirtualInboundListener] == nil {
+		p.metrics.tunnels.WithLabelValues("inbound", "no_listener").Inc()
+		return errors.New("no inbound listener configured yet")
+	}
+	return nil
+}
+
+// serveTunnel serves one authorized HBONE stream with the inbound
+// listener's filter chain for its target port. The connection carries the
+// peer's verified SPIFFE ID as its principal and, in filter state, the
+// peer's cluster: this proxy's own, as tunnels from other clusters come
+// through the east-west gateway, not here.
+func (p *Proxy) serveTunnel(peer hbone.Peer, dst netip.AddrPort, c net.Conn) {
+	l := p.store.model().listeners[xdsconv.VirtualInboundListener]
+	if l == nil {
+		_ = c.Close()
+		return
+	}
+	p.metrics.tunnels.WithLabelValues("inbound", "ok").Inc()
+	info := connInfo{listener: l, origDst: dst, source: peer.Addr, peer: &peerIdentity{principal: peer.ID.String()}}
+	if p.cfg.Cluster != "" {
+		info.filterState = map[string]string{xdsconv.FilterStatePeerCluster: p.cfg.Cluster}
+	}
+	p.serveConn(c, info)
+}
+
+// HBONEAddr returns the address the HBONE server listens on, once it
+// does.
+func (p *Proxy) HBONEAddr() string {
+	a, _ := p.hboneAddr.Load().(string)
+	return a
+}
+
+// tunnelTransport returns the pool for a request to an endpoint reached
+// through HBONE, matching the plaintext pool tr.
+func (p *Proxy) tunnelTransport(tr *http.Transport) *http.Transport {
+	if tr == p.h2 {
+		return p.h2t
+	}
+	return p.h1t
+}
