@@ -56,17 +56,16 @@ const DefaultSDSAddr = ":15012"
 const (
 	// SecretDefault is the node's own SVID: a tls.Secret with a
 	// TlsCertificate (the SVID's chain without the root, and its key).
-	SecretDefault = "default"
+	SecretDefault = xdsconv.SecretDefault
 	// SecretRootCA is the trust bundle: a tls.Secret with a
 	// ValidationContext whose trusted_ca holds every trusted root.
-	SecretRootCA = "ROOTCA"
+	SecretRootCA = xdsconv.SecretRootCA
 )
 
 // NodeMetaServiceAccount is the node metadata key of the ServiceAccount of
 // the workload a proxy serves (xdsconv.NodeMetaNamespace holds its
 // namespace). Both must name the ServiceAccount of the stream's token.
-// It belongs in internal/xdsconv beside the other keys.
-const NodeMetaServiceAccount = "causeway.dev/service-account"
+const NodeMetaServiceAccount = xdsconv.NodeMetaServiceAccount
 
 // The east-west gateway's ServiceAccount: a token of it gets the
 // cluster's gateway identity, spiffe://<td>/cluster/<member>/gateway.

@@ -102,11 +102,11 @@ const (
 
 // Listener metadata that says a sidecar's mutual TLS mode: filter_metadata
 // MetadataNamespace → MetadataMTLS = MTLSStrict or MTLSPermissive; STRICT
-// when absent. (To move to internal/xdsconv, for the translation to set.)
+// when absent (internal/xdsconv's names).
 const (
-	MetadataMTLS   = "mtls"
-	MTLSStrict     = "STRICT"
-	MTLSPermissive = "PERMISSIVE"
+	MetadataMTLS   = xdsconv.MetadataMTLS
+	MTLSStrict     = xdsconv.MTLSStrict
+	MTLSPermissive = xdsconv.MTLSPermissive
 )
 
 // filterChain is network RBAC filters, if any, then either an HTTP

@@ -20,13 +20,12 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/causeway-mesh/causeway/gateway/xdsclient"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // NodeMetaServiceAccount is the node metadata key of the workload's
-// ServiceAccount, which the agent's SDS server checks against the token
-// (controllers/identity.NodeMetaServiceAccount; to move to
-// internal/xdsconv).
-const NodeMetaServiceAccount = "causeway.dev/service-account"
+// ServiceAccount, which the agent's SDS server checks against the token.
+const NodeMetaServiceAccount = xdsconv.NodeMetaServiceAccount
 
 // The agent's identity: the SDS server must present
 // spiffe://<trust domain>/ns/causeway-system/sa/causeway-agent. Only that

@@ -17,17 +17,17 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
-// SDS secret names the agent serves every node (controllers/identity's
-// SecretDefault and SecretRootCA; gateway/ may not import controllers/, so
-// they are repeated here until they move to internal/xdsconv).
+// SDS secret names the agent serves every node (internal/xdsconv's).
 const (
 	// SecretDefault is the proxy's own X509-SVID: a TlsCertificate.
-	SecretDefault = "default"
+	SecretDefault = xdsconv.SecretDefault
 	// SecretRootCA is the trust bundle: a ValidationContext whose
 	// trusted_ca holds every trusted root.
-	SecretRootCA = "ROOTCA"
+	SecretRootCA = xdsconv.SecretRootCA
 )
 
 // Secrets holds the TLS secrets the proxy received over SDS, by name, and

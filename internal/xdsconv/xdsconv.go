@@ -158,6 +158,21 @@ const (
 	NodeMetaNamespace = "causeway.dev/namespace"
 	// NodeMetaPod is the name of the pod a sidecar serves.
 	NodeMetaPod = "causeway.dev/pod"
+	// NodeMetaServiceAccount is the ServiceAccount of the workload a proxy
+	// serves; with NodeMetaNamespace it must name the ServiceAccount of the
+	// token the proxy shows the agent's SDS server.
+	NodeMetaServiceAccount = "causeway.dev/service-account"
+)
+
+// SDS secret names the agent serves every node, as Istio names them, so
+// Envoy configurations written for Istio's agent work unchanged.
+const (
+	// SecretDefault is the node's own X509-SVID: a tls.Secret with a
+	// TlsCertificate (the SVID's chain without the root, and its key).
+	SecretDefault = "default"
+	// SecretRootCA is the trust bundle: a tls.Secret with a
+	// ValidationContext whose trusted_ca holds every trusted root.
+	SecretRootCA = "ROOTCA"
 )
 
 // Proxy modes, the values of NodeMetaMode.
