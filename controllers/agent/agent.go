@@ -76,12 +76,15 @@ type Config struct {
 	ClusterSetIPRange netip.Prefix
 	// DNSAddr serves clusterset.local DNS (UDP and TCP); "" disables it.
 	DNSAddr string
-	// XDSAddr serves xDS (gRPC, insecure for now) to the member's proxies
-	// and proxyless gRPC clients; "" disables it.
+	// XDSAddr serves xDS in plaintext, without authentication, to
+	// proxyless gRPC clients and proxies without an identity; "" disables
+	// it (operators who need no such clients close it that way).
 	XDSAddr string
-	// SDSAddr serves SDS (gRPC with TLS) to the member's proxies: their
-	// workload certificates and the trust bundle; "" disables it. The CA
-	// is loaded and the trust bundle published either way.
+	// SDSAddr serves SDS and xDS (gRPC with TLS, every stream
+	// authenticated by its ServiceAccount token) to the member's proxies:
+	// their workload certificates, the trust bundle and their
+	// configuration; "" disables it. The CA is loaded and the trust bundle
+	// published either way.
 	SDSAddr string
 	// TokenAudience is the audience of the ServiceAccount tokens SDS
 	// clients present; identity.DefaultAudience when empty.
@@ -227,12 +230,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("add DNS server: %w", err)
 		}
 	}
-	if cfg.XDSAddr != "" {
-		if err := addXDS(mgr, cfg.XDSAddr, id.Cluster, log); err != nil {
+	var xdsServer *xds.Server
+	if cfg.XDSAddr != "" || cfg.SDSAddr != "" {
+		if xdsServer, err = addXDS(mgr, cfg.XDSAddr, id.Cluster, log); err != nil {
 			return err
 		}
 	}
-	authority, err := addIdentity(mgr, hub, cfg, id.Cluster, log)
+	authority, err := addIdentity(mgr, hub, cfg, id.Cluster, xdsServer, log)
 	if err != nil {
 		return err
 	}
@@ -252,27 +256,30 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// addXDS adds the xDS server and the controller that feeds it.
-func addXDS(mgr manager.Manager, addr, cluster string, log *slog.Logger) error {
+// addXDS adds the xDS server, serving in plaintext on addr unless it is
+// empty, and the controller that feeds it.
+func addXDS(mgr manager.Manager, addr, cluster string, log *slog.Logger) (*xds.Server, error) {
 	xlog := logr.FromSlogHandler(log.Handler()).WithName("xds")
 	srv, err := xds.NewServer(xds.Options{Logger: xlog, Registerer: metrics.Registry})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return srv.ListenAndServe(ctx, addr) })); err != nil {
-		return fmt.Errorf("add xDS server: %w", err)
+	if addr != "" {
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return srv.ListenAndServe(ctx, addr) })); err != nil {
+			return nil, fmt.Errorf("add xDS server: %w", err)
+		}
 	}
 	// Region and zone of the member are not known to the agent yet (they
 	// live on the hub's MemberCluster); local endpoints carry their zones.
 	if err := mgr.Add(&xds.Controller{Client: mgr.GetClient(), Cache: mgr.GetCache(), Server: srv, ClusterName: cluster, Logger: xlog}); err != nil {
-		return fmt.Errorf("add xDS controller: %w", err)
+		return nil, fmt.Errorf("add xDS controller: %w", err)
 	}
-	return nil
+	return srv, nil
 }
 
 // addIdentity adds the CA reconciler and, with an SDS address, the SDS
-// server.
-func addIdentity(mgr manager.Manager, hub cluster.Cluster, cfg Config, clusterName string, log *slog.Logger) (*identity.Authority, error) {
+// server, which also serves xs's xDS services to authenticated proxies.
+func addIdentity(mgr manager.Manager, hub cluster.Cluster, cfg Config, clusterName string, xs *xds.Server, log *slog.Logger) (*identity.Authority, error) {
 	ilog := logr.FromSlogHandler(log.Handler()).WithName("identity")
 	authority := identity.NewAuthority()
 	if err := (&identity.CAReconciler{Hub: hub.GetClient(), Member: mgr.GetClient(), ClusterName: clusterName, Authority: authority}).SetupWithManager(mgr, hub); err != nil {
@@ -290,6 +297,7 @@ func addIdentity(mgr manager.Manager, hub cluster.Cluster, cfg Config, clusterNa
 		Authority: authority, Issuer: issuer, Authenticator: auth, ClusterName: clusterName,
 		AgentNamespace: cfg.AgentNamespace, AgentServiceAccount: cfg.AgentServiceAccount,
 		Logger: ilog.WithName("sds"), Registerer: metrics.Registry,
+		Register: xs.Register,
 	})
 	if err != nil {
 		return nil, err

@@ -79,6 +79,11 @@ limitations under the License.
 // (same UID) and pod still exist; if not, it stops renewing and the proxy
 // must reconnect with a valid token.
 //
+// The same gRPC server carries the agent's xDS services
+// (SDSOptions.Register): their streams pass the same TLS and token
+// checks, and controllers/xds checks each node with CheckNode against
+// the caller (CallerFrom), so :15012 serves SDS and authenticated ADS.
+//
 // # Trade-offs
 //
 // The agent makes the keys: SDS carries private keys, so proxies need no

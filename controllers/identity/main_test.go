@@ -149,6 +149,8 @@ type stack struct {
 
 type stackOptions struct {
 	ttl time.Duration
+	// register registers more services on the SDS server's gRPC server.
+	register func(ctx context.Context, g *grpc.Server)
 }
 
 // startStack starts a stack for member; it stops when the test ends.
@@ -206,6 +208,7 @@ func startStack(t *testing.T, member string, opts stackOptions) *stack {
 	st.server, err = identity.NewSDSServer(identity.SDSOptions{
 		Authority: st.authority, Issuer: issuer, Authenticator: auth, ClusterName: member,
 		Clock: st.clock, Logger: log.WithName("sds"), Registerer: st.registry,
+		Register: opts.register,
 	})
 	if err != nil {
 		t.Fatalf("new SDS server: %v", err)

@@ -114,6 +114,11 @@ type SDSOptions struct {
 	Logger logr.Logger
 	// Registerer gets the server's metrics; none when nil.
 	Registerer prometheus.Registerer
+	// Register, if set, registers more services on the server's gRPC
+	// server (the agent's xDS services), with the Serve context. Their
+	// streams and calls pass the same TLS and token authentication as SDS;
+	// CallerFrom gives them the caller, and they check what it may do.
+	Register func(ctx context.Context, g *grpc.Server)
 }
 
 // SDSServer serves workload SVIDs and the trust bundle over Envoy's Secret
@@ -236,6 +241,9 @@ func (s *SDSServer) Serve(ctx context.Context, lis net.Listener) error {
 	)
 	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
 	secretservice.RegisterSecretDiscoveryServiceServer(g, xds)
+	if s.opts.Register != nil {
+		s.opts.Register(ctx, g)
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -272,10 +280,22 @@ func (s *SDSServer) watchAuthority(ctx context.Context) {
 // callerKey is the context key of the authenticated Caller.
 type callerKey struct{}
 
-// callerFrom returns the caller the interceptors put in ctx.
-func callerFrom(ctx context.Context) (*Caller, bool) {
+// CallerFrom returns the caller the SDSServer's interceptors
+// authenticated, in the context of a stream (or call) they let through:
+// any service the server carries (SDSOptions.Register) finds it there.
+func CallerFrom(ctx context.Context) (*Caller, bool) {
 	c, ok := ctx.Value(callerKey{}).(*Caller)
-	return c, ok
+	return c, ok && c != nil
+}
+
+// CheckNode checks an xDS node against an authenticated caller as SDS
+// does: a node ID, and node metadata (xdsconv.NodeMetaNamespace,
+// NodeMetaServiceAccount and, when the token is bound to a pod,
+// xdsconv.NodeMetaPod) that agrees with the caller. The error is a gRPC
+// status: InvalidArgument or PermissionDenied.
+func CheckNode(node *corev3.Node, caller *Caller) error {
+	_, err := checkNode(node, caller)
+	return err
 }
 
 func (s *SDSServer) authenticate(ctx context.Context) (context.Context, error) {
@@ -345,7 +365,7 @@ func (s *SDSServer) callbacks() serverv3.Callbacks {
 }
 
 func (s *SDSServer) opened(ctx context.Context, k streamKey) error {
-	caller, ok := callerFrom(ctx)
+	caller, ok := CallerFrom(ctx)
 	if !ok {
 		return status.Error(codes.Unauthenticated, "stream has no authenticated caller")
 	}

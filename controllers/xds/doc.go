@@ -62,9 +62,13 @@
 //
 // # Trade-offs and limits
 //
-// Connections are insecure for now: mutual TLS with workload identities
-// comes with the identity work (issue 5); until then the port must only be
-// reachable from the cluster's own pods.
+// Serve's port (:15010) is plaintext and unauthenticated, for proxyless
+// gRPC clients and proxies without an identity: it must only be reachable
+// from the cluster's own pods, and operators who need it not close it
+// (the agent's --xds-addr=""). Proxies with an identity get xDS on the
+// SDS port (Register on identity's server): TLS, every stream
+// authenticated by its token, and every node checked against it as SDS
+// nodes are (identity.CheckNode), or PermissionDenied.
 //
 // go-control-plane's cache answers a NACK by resending the same version
 // (https://github.com/envoyproxy/go-control-plane/issues/962); clients

@@ -31,6 +31,7 @@ import (
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/causeway-mesh/causeway/controllers/identity"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
@@ -104,7 +105,9 @@ type Server struct {
 	// sidecars get no inbound configuration.
 	pods    func(namespace, name string) *corev1.Pod
 	nodes   map[string]*node
-	streams map[int64]*stream
+	streams map[streamKey]*stream
+	// registered counts Register calls, numbering their servers.
+	registered int
 }
 
 // node is an xDS client known by its node ID.
@@ -125,11 +128,27 @@ type node struct {
 	// pod is the workload of a sidecar (empty for other nodes): it gets
 	// inbound configuration for that pod.
 	pod ktypes.NamespacedName
+	// owner is the namespace/serviceaccount of the authenticated caller
+	// whose stream created the node, or "" for the plaintext port; only
+	// streams of the same owner may use the node ID.
+	owner string
+}
+
+// streamKey names a stream: each registration (Register) has its own
+// go-control-plane server, whose state-of-the-world and delta servers
+// number their streams separately.
+type streamKey struct {
+	server int
+	delta  bool
+	id     int64
 }
 
 // stream is one open xDS stream.
 type stream struct {
 	node *node
+	// caller is the authenticated caller of a stream that came through the
+	// identity service's server; nil on the plaintext port.
+	caller *identity.Caller
 	// subs are the stream's subscriptions by type (listeners and clusters
 	// matter, for proxyless nodes).
 	subs map[resource.Type]*typeSub
@@ -174,7 +193,7 @@ func NewServer(opts Options) (*Server, error) {
 		clock:   opts.Clock,
 		forget:  opts.ForgetAfter,
 		nodes:   map[string]*node{},
-		streams: map[int64]*stream{},
+		streams: map[streamKey]*stream{},
 	}
 	if s.log.GetSink() == nil {
 		s.log = logr.Discard()
@@ -222,19 +241,16 @@ func (s *Server) Snapshot(nodeID string) (cachev3.ResourceSnapshot, error) {
 	return s.cacheFor(n.kind).GetSnapshot(nodeID)
 }
 
-// Serve serves xDS on lis until ctx is done. Connections are insecure for
-// now: mutual TLS with workload certificates comes with the identity work.
+// Serve serves xDS on lis until ctx is done, in plaintext and without
+// authentication: for proxyless gRPC clients and proxies outside the
+// mesh. Proxies with an identity get xDS on the SDS server's
+// authenticated port (Register).
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	g := grpc.NewServer(
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepalivePing, Timeout: keepaliveTimeout}),
 	)
-	xs := serverv3.NewServer(ctx, s.mux, s.callbacks())
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, xs)
-	listenerservice.RegisterListenerDiscoveryServiceServer(g, xs)
-	routeservice.RegisterRouteDiscoveryServiceServer(g, xs)
-	clusterservice.RegisterClusterDiscoveryServiceServer(g, xs)
-	endpointservice.RegisterEndpointDiscoveryServiceServer(g, xs)
+	s.Register(ctx, g)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -249,11 +265,30 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		g.GracefulStop()
 		t.Stop()
 	}()
-	s.log.Info("serving xDS", "addr", lis.Addr().String())
+	s.log.Info("serving xDS (plaintext, unauthenticated)", "addr", lis.Addr().String())
 	if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve xDS on %s: %w", lis.Addr(), err)
 	}
 	return nil
+}
+
+// Register registers the ADS, LDS, RDS, CDS and EDS services on g; their
+// streams end when ctx is done. Streams whose context carries a caller
+// authenticated by the identity service's interceptors (identity.CallerFrom)
+// must name a node whose metadata agrees with that caller
+// (identity.CheckNode), or they are closed with PermissionDenied; other
+// streams are served as they come.
+func (s *Server) Register(ctx context.Context, g *grpc.Server) {
+	s.mu.Lock()
+	s.registered++
+	server := s.registered
+	s.mu.Unlock()
+	xs := serverv3.NewServer(ctx, s.mux, s.callbacks(server))
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, xs)
+	listenerservice.RegisterListenerDiscoveryServiceServer(g, xs)
+	routeservice.RegisterRouteDiscoveryServiceServer(g, xs)
+	clusterservice.RegisterClusterDiscoveryServiceServer(g, xs)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(g, xs)
 }
 
 // ListenAndServe listens on addr (TCP) and serves xDS until ctx is done.
@@ -397,27 +432,34 @@ func Kind(n *corev3.Node) translate.NodeKind {
 
 // ---- callbacks ----
 
-func (s *Server) callbacks() serverv3.Callbacks {
+// callbacks are the callbacks of the server of one registration.
+func (s *Server) callbacks(server int) serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			s.openStream(id)
+		StreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			s.openStream(ctx, streamKey{server: server, id: id})
 			return nil
 		},
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			s.openStream(id)
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			s.openStream(ctx, streamKey{server: server, delta: true, id: id})
 			return nil
 		},
-		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.closeStream(id) },
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.closeStream(id) },
+		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.closeStream(streamKey{server: server, id: id}) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.closeStream(streamKey{server: server, delta: true, id: id}) },
 		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
-			return s.request(id, req.GetNode(), req.GetTypeUrl(), req.GetVersionInfo(), req.GetErrorDetail(), func(ts *typeSub, _ bool) {
+			return s.request(streamKey{server: server, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetVersionInfo(), req.GetErrorDetail(), func(ts *typeSub, _ bool) {
 				ts.sotw(req.GetResourceNames())
 			})
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
-			return s.request(id, req.GetNode(), req.GetTypeUrl(), "", req.GetErrorDetail(), func(ts *typeSub, first bool) {
+			return s.request(streamKey{server: server, delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), "", req.GetErrorDetail(), func(ts *typeSub, first bool) {
 				ts.delta(first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
 			})
+		},
+		FetchRequestFunc: func(ctx context.Context, req *discoverygrpc.DiscoveryRequest) error {
+			if caller, ok := identity.CallerFrom(ctx); ok {
+				return s.authorize(caller, req.GetNode())
+			}
+			return nil
 		},
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
 			s.metrics.push(resp.GetTypeUrl())
@@ -428,6 +470,15 @@ func (s *Server) callbacks() serverv3.Callbacks {
 	}
 }
 
+// authorize checks a node against the caller of an authenticated stream.
+func (s *Server) authorize(caller *identity.Caller, cn *corev3.Node) error {
+	if err := identity.CheckNode(cn, caller); err != nil {
+		s.log.V(1).Info("xDS stream refused", "node", cn.GetId(), "caller", caller.String(), "reason", status.Convert(err).Message())
+		return err
+	}
+	return nil
+}
+
 func setOf(names []string) map[string]bool {
 	m := make(map[string]bool, len(names))
 	for _, n := range names {
@@ -436,30 +487,49 @@ func setOf(names []string) map[string]bool {
 	return m
 }
 
-func (s *Server) openStream(id int64) {
+// openStream registers a stream, with its caller when it came through
+// the identity service's authenticating server.
+func (s *Server) openStream(ctx context.Context, k streamKey) {
+	caller, _ := identity.CallerFrom(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.streams[id] = &stream{subs: map[resource.Type]*typeSub{}}
+	s.streams[k] = &stream{subs: map[resource.Type]*typeSub{}, caller: caller}
 }
 
 // request learns the stream's node from its first request, sets a new
 // node's snapshot at once, and keeps proxyless subscriptions (and thus
 // snapshots) up to date. It runs before the cache sees the request, so the
-// request finds the snapshot in place.
-func (s *Server) request(id int64, cn *corev3.Node, typeURL, version string, nack *rpcstatus.Status, subscribe func(ts *typeSub, first bool)) error {
+// request finds the snapshot in place. On an authenticated stream every
+// node a request names must agree with the caller.
+func (s *Server) request(k streamKey, cn *corev3.Node, typeURL, version string, nack *rpcstatus.Status, subscribe func(ts *typeSub, first bool)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.streams[id]
+	st := s.streams[k]
 	if st == nil {
 		return status.Error(codes.Internal, "unknown stream")
+	}
+	if st.caller != nil && (cn != nil || st.node == nil) {
+		if err := s.authorize(st.caller, cn); err != nil {
+			return err
+		}
 	}
 	if st.node == nil {
 		if cn.GetId() == "" {
 			return status.Error(codes.InvalidArgument, "the first request of a stream must carry a node with an id")
 		}
+		var owner string
+		if st.caller != nil {
+			owner = st.caller.Namespace + "/" + st.caller.ServiceAccount
+		}
 		n := s.nodes[cn.GetId()]
+		if n != nil && n.owner != owner {
+			// Another identity (or the plaintext port) holds the node ID:
+			// sharing it would share, or rewrite, its configuration.
+			s.log.V(1).Info("xDS stream refused: node ID held by another identity", "node", n.id, "caller", owner, "holder", n.owner)
+			return status.Errorf(codes.PermissionDenied, "node ID %q is in use by another identity", n.id)
+		}
 		if n == nil {
-			n = &node{id: cn.GetId(), kind: Kind(cn), acked: map[string]string{}, pod: sidecarPod(cn)}
+			n = &node{id: cn.GetId(), kind: Kind(cn), acked: map[string]string{}, pod: sidecarPod(cn), owner: owner}
 			s.nodes[n.id] = n
 			s.log.V(1).Info("node connected", "node", n.id, "kind", n.kind.String(), "userAgent", cn.GetUserAgentName())
 		}
@@ -528,11 +598,11 @@ func (s *Server) updateSubscription(n *node) bool {
 
 // closeStream forgets a stream and, once a node has none left, schedules
 // forgetting the node.
-func (s *Server) closeStream(id int64) {
+func (s *Server) closeStream(k streamKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.streams[id]
-	delete(s.streams, id)
+	st := s.streams[k]
+	delete(s.streams, k)
 	if st == nil || st.node == nil {
 		return
 	}

@@ -110,6 +110,9 @@ type sdsAgent struct {
 	streams  map[int64]string // stream → the token's namespace/serviceaccount
 	refusals []string
 	nodes    map[string]*agentNode
+	// accepted are the type URLs of the requests the agent accepted (after
+	// the token and node checks), SDS and ADS alike.
+	accepted []string
 }
 
 type agentNode struct {
@@ -142,7 +145,11 @@ func startSDSAgent(t testing.TB, ca *meshCA, tokens map[string]string, serveAs .
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
 		// As the agent's: proxies ping idle streams every 30 s.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
-	secretv3.RegisterSecretDiscoveryServiceServer(srv, agentSDS{sotw: sotwv3.NewServer(ctx, a.cache, a)})
+	sotw := sotwv3.NewServer(ctx, a.cache, a)
+	secretv3.RegisterSecretDiscoveryServiceServer(srv, agentSDS{sotw: sotw})
+	// As the agent's SDS port, it serves ADS too, under the same checks
+	// (it has no listeners to serve).
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, agentADS{sotw: sotw})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { srv.Stop(); cancel() })
 	return a
@@ -155,6 +162,15 @@ type agentSDS struct {
 
 func (s agentSDS) StreamSecrets(st secretv3.SecretDiscoveryService_StreamSecretsServer) error {
 	return s.sotw.StreamHandler(st, resourcev3.SecretType)
+}
+
+type agentADS struct {
+	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
+	sotw sotwv3.Server
+}
+
+func (s agentADS) StreamAggregatedResources(st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	return s.sotw.StreamHandler(st, resourcev3.AnyType)
 }
 
 // OnStreamOpen authenticates the stream by its bearer token.
@@ -192,7 +208,16 @@ func (a *sdsAgent) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) 
 		a.refuse("node " + claimed + " is not the token's " + who)
 		return status.Errorf(codes.PermissionDenied, "node metadata %s does not match the token's %s", claimed, who)
 	}
+	a.mu.Lock()
+	a.accepted = append(a.accepted, req.GetTypeUrl())
+	a.mu.Unlock()
 	return nil
+}
+
+func (a *sdsAgent) acceptedTypes() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.accepted)
 }
 
 func (a *sdsAgent) OnStreamResponse(context.Context, int64, *discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {
@@ -290,7 +315,7 @@ func startNode(t testing.TB, agent *sdsAgent, bundleFile, name string, o nodeOpt
 		Mode: xdsconv.ModeSidecar, NodeID: name, Namespace: o.ns, Pod: name, Cluster: "east",
 		SDSAddr: agent.addr, TokenFile: tokenFile, TrustBundleFile: bundleFile, ServiceAccount: o.sa,
 	}
-	secrets, sds, err := newSDSClient(opts, discardLogger(), xdsclient.Hooks{})
+	secrets, sds, _, err := newSDSClient(opts, discardLogger(), xdsclient.Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/causeway-mesh/causeway/gateway/capture"
@@ -100,6 +101,60 @@ func TestServeGetsItsIdentityOverSDS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeGetsXDSOverTheSDSPort: with --sds-addr and an empty
+// --xds-addr, or the SDS address itself, the ADS client uses the SDS
+// port with the SDS client's credentials (TLS verifying the agent, the
+// token): the agent accepts its ADS requests, which it does only after
+// the token and node checks. Without either address Serve says what to
+// set.
+func TestServeGetsXDSOverTheSDSPort(t *testing.T) {
+	ca := newMeshCA(t, meshTD)
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "roots.pem")
+	writeBundle(t, bundle, ca.root)
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("good"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, xdsAddr := range []string{"", "sds"} {
+		t.Run("xds-addr="+xdsAddr, func(t *testing.T) {
+			agent := startSDSAgent(t, ca, map[string]string{"good": "front/web"})
+			if xdsAddr == "sds" {
+				xdsAddr = agent.addr
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- Serve(ctx, Options{
+					Mode: xdsconv.ModeSidecar, XDSAddr: xdsAddr, NodeID: "served", Namespace: "front", Pod: "served",
+					SDSAddr: agent.addr, TokenFile: tokenFile, TrustBundleFile: bundle, ServiceAccount: "web",
+					HBONEAddr: "off", DrainTimeout: time.Second, Logger: discardLogger(),
+				})
+			}()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			}()
+			waitUntil(t, "the agent accepts an ADS request", func() bool {
+				return slices.ContainsFunc(agent.acceptedTypes(), func(typ string) bool {
+					return typ == resourcev3.ListenerType || typ == resourcev3.ClusterType
+				})
+			})
+			if r := agent.refused(); len(r) != 0 {
+				t.Fatalf("the agent refused streams: %v", r)
+			}
+		})
+	}
+	t.Run("no xDS address", func(t *testing.T) {
+		err := Serve(context.Background(), Options{Mode: xdsconv.ModeSidecar, NodeID: "n", Logger: discardLogger()})
+		if err == nil || !strings.Contains(err.Error(), "--xds-addr") {
+			t.Fatalf("got %v, want an error naming --xds-addr", err)
+		}
+	})
 }
 
 // TestSDSClientVerifiesTheAgent: the proxy talks only to an SDS server

@@ -42,40 +42,38 @@ const (
 const sdsKeepalive = 30 * time.Second
 
 // newSDSClient makes the proxy's identity store and the SDS client that
-// fills it, from the options' SDS settings.
-func newSDSClient(o Options, log *slog.Logger, hooks xdsclient.Hooks) (*Secrets, *xdsclient.Client, error) {
+// fills it, from the options' SDS settings, and returns the client's
+// credentials (agentCredentials) for the ADS client when it uses the same
+// port.
+func newSDSClient(o Options, log *slog.Logger, hooks xdsclient.Hooks) (*Secrets, *xdsclient.Client, []grpc.DialOption, error) {
 	switch {
 	case o.TokenFile == "":
-		return nil, nil, errors.New("SDS needs a token file (--token-file)")
+		return nil, nil, nil, errors.New("SDS needs a token file (--token-file)")
 	case o.TrustBundleFile == "":
-		return nil, nil, errors.New("SDS needs the trust bundle file (--trust-bundle-file) to verify the agent")
+		return nil, nil, nil, errors.New("SDS needs the trust bundle file (--trust-bundle-file) to verify the agent")
 	case o.Namespace == "" || o.ServiceAccount == "":
-		return nil, nil, errors.New("SDS needs the workload's namespace and ServiceAccount (--namespace, --service-account)")
+		return nil, nil, nil, errors.New("SDS needs the workload's namespace and ServiceAccount (--namespace, --service-account)")
 	}
 	td, err := trustDomainOf(o.TrustDomain, o.TrustBundleFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	agent, err := spiffeid.FromSegments(td, "ns", agentNamespace, "sa", agentServiceAccount)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent SPIFFE ID: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent SPIFFE ID: %w", err)
 	}
 	meta, err := nodeMetadata(o)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	// go-spiffe verifies the agent's certificate: an X509-SVID of the
-	// trust domain chaining to the mounted roots, whose ID is the agent's.
-	tlsCfg := tlsconfig.TLSClientConfig(fileBundle{path: o.TrustBundleFile, td: td}, tlsconfig.AuthorizeID(agent))
+	creds := agentCredentials(o, td, agent)
 	secrets := NewSecrets(td)
 	client := xdsclient.New(xdsclient.Config{
 		Service:       xdsclient.ServiceSDS,
 		ServerAddress: o.SDSAddr,
-		DialOptions: []grpc.DialOption{
-			grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-			grpc.WithPerRPCCredentials(tokenCredentials{file: o.TokenFile}),
+		DialOptions: append(creds,
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: sdsKeepalive, Timeout: 10 * time.Second}),
-		},
+		),
 		Node: &corev3.Node{
 			Id: o.NodeID, Cluster: o.Cluster, Metadata: meta,
 			UserAgentName: "causeway-proxy", Locality: &corev3.Locality{},
@@ -84,7 +82,20 @@ func newSDSClient(o Options, log *slog.Logger, hooks xdsclient.Hooks) (*Secrets,
 		Logger:  log,
 		Hooks:   hooks,
 	})
-	return secrets, client, nil
+	return secrets, client, creds, nil
+}
+
+// agentCredentials are the dial options of a connection to the agent's
+// authenticated port: TLS, where go-spiffe verifies the agent's
+// certificate (an X509-SVID of the trust domain chaining to the mounted
+// roots, whose ID is the agent's), and the ServiceAccount token on every
+// stream.
+func agentCredentials(o Options, td spiffeid.TrustDomain, agent spiffeid.ID) []grpc.DialOption {
+	tlsCfg := tlsconfig.TLSClientConfig(fileBundle{path: o.TrustBundleFile, td: td}, tlsconfig.AuthorizeID(agent))
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithPerRPCCredentials(tokenCredentials{file: o.TokenFile}),
+	}
 }
 
 // trustDomainOf is the configured trust domain, or the one the roots of

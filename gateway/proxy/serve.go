@@ -31,7 +31,11 @@ import (
 type Options struct {
 	// Mode is sidecar or node.
 	Mode string
-	// XDSAddr is the agent's xDS server, a gRPC target.
+	// XDSAddr is the agent's xDS server, a gRPC target, reached in
+	// plaintext. With SDSAddr, an empty XDSAddr or SDSAddr itself makes
+	// the ADS stream use the SDS port and its credentials (TLS verifying
+	// the agent, the token on every stream): the agent serves xDS there
+	// to authenticated proxies.
 	XDSAddr string
 	// NodeID identifies the proxy to the agent; Namespace and Pod describe
 	// the workload a sidecar serves; Cluster is the member cluster's name.
@@ -122,9 +126,14 @@ func Serve(ctx context.Context, o Options) error {
 	})
 	reg.MustRegister(xdsUpdates, xdsConnected, sdsConnected)
 	var sds *xdsclient.Client
+	xdsAddr := o.XDSAddr
+	xdsCreds := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if o.SDSAddr != "" {
-		var err error
-		cfg.Identity, sds, err = newSDSClient(o, log, xdsclient.Hooks{
+		var (
+			err   error
+			creds []grpc.DialOption
+		)
+		cfg.Identity, sds, creds, err = newSDSClient(o, log, xdsclient.Hooks{
 			OnConnect:    func() { sdsConnected.Set(1) },
 			OnDisconnect: func(error) { sdsConnected.Set(0) },
 			OnAccept:     func(t, _ string) { xdsUpdates.WithLabelValues(shortType(t), "ack").Inc() },
@@ -132,6 +141,9 @@ func Serve(ctx context.Context, o Options) error {
 		})
 		if err != nil {
 			return err
+		}
+		if xdsAddr == "" || xdsAddr == o.SDSAddr {
+			xdsAddr, xdsCreds = o.SDSAddr, creds
 		}
 		store.UseSecrets(cfg.Identity)
 		// The names the configuration uses may have changed.
@@ -157,16 +169,19 @@ func Serve(ctx context.Context, o Options) error {
 			}
 		}()
 	}
+	if xdsAddr == "" {
+		return errors.New("no xDS server: set --xds-addr, or --sds-addr to get xDS from the agent's authenticated port")
+	}
 	meta, err := nodeMetadata(o)
 	if err != nil {
 		return err
 	}
+	log.Info("xDS server", "addr", xdsAddr, "authenticated", xdsAddr == o.SDSAddr && o.SDSAddr != "")
 	client := xdsclient.New(xdsclient.Config{
-		ServerAddress: o.XDSAddr,
-		DialOptions: []grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		ServerAddress: xdsAddr,
+		DialOptions: append(xdsCreds,
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		},
+		),
 		Node: &corev3.Node{
 			Id: o.NodeID, Cluster: o.Cluster, Metadata: meta,
 			UserAgentName: "causeway-proxy", Locality: &corev3.Locality{},

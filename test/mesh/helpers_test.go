@@ -12,13 +12,7 @@ import (
 	"testing"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachetypes "github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"google.golang.org/grpc"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,7 +28,7 @@ import (
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/identity"
-	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/controllers/xds"
 	"github.com/causeway-mesh/causeway/gateway/proxy"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
@@ -44,9 +38,13 @@ var td = spiffeid.RequireTrustDomainFromString("mesh.example")
 
 // agent is the identity half of a member's agent, on the real clock:
 // the CA reconciler (the hub is the same API server), the Issuer, the
-// TokenReview authenticator and the SDS server on a loopback port.
+// TokenReview authenticator and the SDS server on a loopback port, which
+// also serves the agent's xDS server (controllers/xds) to the
+// authenticated proxies, as the agent does. Tests give the xDS server its
+// translation (Update) and pods (SetPodSource) themselves.
 type agent struct {
 	member, bundleNS, addr string
+	xds                    *xds.Server
 }
 
 func startAgent(t *testing.T, member string) *agent {
@@ -92,9 +90,13 @@ func startAgent(t *testing.T, member string) *agent {
 	if err := issuer.SetupWithManager(mgr); err != nil {
 		t.Fatalf("set up MeshConfig controller: %v", err)
 	}
+	if a.xds, err = xds.NewServer(xds.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	sds, err := identity.NewSDSServer(identity.SDSOptions{
 		Authority: authority, Issuer: issuer, ClusterName: member,
 		Authenticator: &identity.Authenticator{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		Register:      a.xds.Register,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -241,47 +243,6 @@ func newNamespace(ctx context.Context, t *testing.T, prefix string) string {
 func ensureNamespace(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-}
-
-// xdsServer serves the proxies' configuration over ADS from a
-// go-control-plane snapshot cache, one snapshot per node.
-type xdsServer struct {
-	addr  string
-	cache cachev3.SnapshotCache
-}
-
-func startXDS(t *testing.T) *xdsServer {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := &xdsServer{addr: lis.Addr().String(), cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)}
-	srv := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, serverv3.NewServer(context.Background(), x.cache, nil))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return x
-}
-
-func (x *xdsServer) set(t *testing.T, node, version string, rs ...translate.Resources) {
-	t.Helper()
-	merged := map[resource.Type][]cachetypes.Resource{}
-	for _, r := range rs {
-		for typ, list := range r {
-			merged[typ] = append(merged[typ], list...)
-		}
-	}
-	snap, err := cachev3.NewSnapshot(version, merged)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := snap.Consistent(); err != nil {
-		t.Fatalf("inconsistent snapshot for %s: %v", node, err)
-	}
-	if err := x.cache.SetSnapshot(context.Background(), node, snap); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -112,15 +112,23 @@ func TestHBONEWithAgentIdentities(t *testing.T) {
 			t.Fatalf("policy %s not accepted: %+v", name, st.Conditions)
 		}
 	}
-	x := startXDS(t)
-	for _, w := range []workload{web, evil} {
-		x.set(t, w.pod.Name, "1", res.Proxy)
+	// The agent's xDS server, on its SDS port: every proxy's ADS stream
+	// is authenticated by its token and its node checked against it; the
+	// api sidecar gets its pod's inbound configuration (the others are
+	// clients only).
+	a.xds.SetPodSource(func(ns, name string) *corev1.Pod {
+		if ns == api.ns && name == api.pod.Name {
+			return api.pod
+		}
+		return nil
+	})
+	if err := a.xds.Update(res); err != nil {
+		t.Fatal(err)
 	}
-	x.set(t, api.pod.Name, "1", res.Proxy, res.Inbound.For(api.pod))
 
 	options := func(w workload, ip string) proxy.Options {
 		return proxy.Options{
-			Mode: xdsconv.ModeSidecar, XDSAddr: x.addr, NodeID: w.pod.Name, Cluster: "east",
+			Mode: xdsconv.ModeSidecar, NodeID: w.pod.Name, Cluster: "east",
 			Namespace: w.ns, Pod: w.pod.Name, ServiceAccount: w.sa,
 			SDSAddr: a.addr, TokenFile: w.tokenFile, TrustBundleFile: bundleFile,
 			HBONEAddr: net.JoinHostPort(ip, strconv.Itoa(xdsconv.HBONEPort)), InboundAddr: net.JoinHostPort(ip, "15006"),
