@@ -28,7 +28,7 @@ func main() {
 	lease := flag.Duration("lease-duration", agent.DefaultLeaseDuration, "duration of the agent's lease on the hub; it is renewed every third of it")
 	ipRange := flag.String("clusterset-ip-range", agent.DefaultClusterSetIPRange, "CIDR that ClusterSetIPs are allocated from")
 	dnsAddr := flag.String("dns-addr", ":5353", "address of the clusterset.local DNS server, UDP and TCP (empty disables)")
-	xdsAddr := flag.String("xds-addr", xds.DefaultAddr, "address of the plaintext, unauthenticated xDS server for proxyless gRPC clients and proxies without an identity (empty closes it; proxies with --sds-addr get xDS authenticated on the SDS port)")
+	xdsAddr := flag.String("xds-addr", "", "address of a plaintext, unauthenticated xDS server for proxyless gRPC clients and proxies without an identity, e.g. "+xds.DefaultAddr+" (default: none; proxies with --sds-addr get xDS authenticated on the SDS port)")
 	sdsAddr := flag.String("sds-addr", identity.DefaultSDSAddr, "address of the SDS server (gRPC with TLS, token-authenticated) that serves the cluster's proxies their workload certificates and xDS (empty disables)")
 	audience := flag.String("sds-token-audience", identity.DefaultAudience, "audience of the ServiceAccount tokens SDS clients must present")
 	certTTL := flag.Duration("workload-cert-ttl", identity.DefaultWorkloadCertTTL, "lifetime of workload certificates when the MeshConfig sets no workloadCertTTL (10m to 2160h); they are renewed at half-life")

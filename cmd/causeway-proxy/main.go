@@ -39,7 +39,7 @@ func main() {
 	var binds bindings
 	var ips podIPs
 	flag.StringVar(&o.Mode, "mode", "sidecar", "sidecar or node")
-	flag.StringVar(&o.XDSAddr, "xds-addr", "localhost:15010", "gRPC target of the agent's plaintext xDS server; with --sds-addr, empty or equal to --sds-addr gets xDS from the SDS port with TLS and the token (authenticated)")
+	flag.StringVar(&o.XDSAddr, "xds-addr", "", "gRPC target of an agent's plaintext xDS server (e.g. localhost:15010), for a proxy without an identity; with --sds-addr, empty (the default) or equal to --sds-addr gets xDS from the SDS port with TLS and the token")
 	flag.StringVar(&o.NodeID, "node-id", "", "xDS node ID (default: <mode>~<hostname>)")
 	flag.StringVar(&o.Cluster, "cluster", "", "name of the member cluster")
 	flag.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of the workload (sidecar)")
