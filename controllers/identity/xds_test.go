@@ -29,9 +29,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/controllers/xds"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // startXDSOnSDS starts a stack whose SDS server also carries the agent's
@@ -241,4 +243,84 @@ func TestADSOnBothPorts(t *testing.T) {
 	if acked, _ := xs.Acked(w.node().GetId()); acked[resource.ListenerType] != "" {
 		t.Fatalf("the plaintext stream's ACK went to the authenticated node: %v", acked)
 	}
+}
+
+// sidecarNode is w's node as a sidecar that says it takes HBONE.
+func sidecarNode(id string, w workload) *corev3.Node {
+	n := node(id, w.ns, w.sa, w.pod.Name)
+	n.Metadata.Fields[xdsconv.NodeMetaMode] = structpb.NewStringValue(xdsconv.ModeSidecar)
+	n.Metadata.Fields[xdsconv.NodeMetaHBONE] = structpb.NewStringValue("true")
+	return n
+}
+
+// A sidecar's claim that its pod takes HBONE counts only from a stream
+// authenticated as that pod's ServiceAccount, and only while the stream
+// is open: the same claim over the plaintext port sends nobody into
+// tunnels.
+func TestHBONEPodsFromAuthenticatedSidecars(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	member := uniqueMember("hbone")
+	ca := newTestCA(t, member)
+	st, xs, _ := startXDSOnSDS(t, member)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- xs.Serve(sctx, lis) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("plaintext xDS: %v", err)
+		}
+	})
+	changed := make(chan struct{}, 8)
+	xs.OnHBONEPodsChanged(func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	writeCASecret(ctx, t, member, caSecretData(t, ca.inter, ca.root))
+	secure := discoveryv3.NewAggregatedDiscoveryServiceClient(dial(t, st.addr, st.waitReady(t)))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	plain := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	ns := newNamespace(ctx, t, "hbone-")
+	api, other := newWorkload(ctx, t, ns, "api"), newWorkload(ctx, t, ns, "other")
+
+	// Plaintext: registered, but not trusted to say so.
+	p := openADS(ctx, t, plain, "", sidecarNode("plain-claim", other))
+	if _, err := p.Recv(); err != nil {
+		t.Fatalf("plaintext stream: %v", err)
+	}
+	if pods := xs.HBONEPods(); len(pods) != 0 {
+		t.Fatalf("a plaintext claim counted: %v", pods)
+	}
+
+	sctx2, closeStream := context.WithCancel(ctx)
+	s := openADS(sctx2, t, secure, api.token, sidecarNode("api-sidecar", api))
+	if _, err := s.Recv(); err != nil {
+		t.Fatalf("authenticated sidecar: %v", err)
+	}
+	want := api.ns + "/" + api.pod.Name
+	if pods := xs.HBONEPods(); len(pods) != 1 || !pods[want] {
+		t.Fatalf("HBONE pods %v, want only %s", pods, want)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change notice when the sidecar connected")
+	}
+	closeStream()
+	eventually(t, 10*time.Second, func() error {
+		if pods := xs.HBONEPods(); len(pods) != 0 {
+			return fmt.Errorf("HBONE pods %v after the stream closed", pods)
+		}
+		return nil
+	})
 }

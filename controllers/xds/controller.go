@@ -151,6 +151,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.syncMu.Lock()
 	c.served = served
 	c.syncMu.Unlock()
+	// A sidecar that takes HBONE connecting or going changes how others
+	// reach its pod.
+	c.Server.OnHBONEPodsChanged(poke)
 	c.Server.SetPodSource(func(namespace, name string) *corev1.Pod {
 		var pod corev1.Pod
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err != nil {
@@ -341,6 +344,12 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 				in.HBONEPods[p.Namespace+"/"+p.Name] = true
 			}
 		}
+	}
+	for pod := range c.Server.HBONEPods() {
+		if in.HBONEPods == nil {
+			in.HBONEPods = map[string]bool{}
+		}
+		in.HBONEPods[pod] = true
 	}
 	return in, nil
 }

@@ -108,6 +108,8 @@ type Server struct {
 	streams map[streamKey]*stream
 	// registered counts Register calls, numbering their servers.
 	registered int
+	// onHBONE is told when HBONEPods changes (see OnHBONEPodsChanged).
+	onHBONE func()
 }
 
 // node is an xDS client known by its node ID.
@@ -132,6 +134,10 @@ type node struct {
 	// whose stream created the node, or "" for the plaintext port; only
 	// streams of the same owner may use the node ID.
 	owner string
+	// hbone: an authenticated sidecar that accepts HBONE for its pod
+	// (node metadata NodeMetaHBONE); its pod is in HBONEPods while it has
+	// a stream.
+	hbone bool
 }
 
 // streamKey names a stream: each registration (Register) has its own
@@ -530,11 +536,18 @@ func (s *Server) request(k streamKey, cn *corev3.Node, typeURL, version string, 
 		}
 		if n == nil {
 			n = &node{id: cn.GetId(), kind: Kind(cn), acked: map[string]string{}, pod: sidecarPod(cn), owner: owner}
+			// Only a stream authenticated as the pod's ServiceAccount may
+			// say its pod takes tunnels: a plaintext claim would let anyone
+			// send a pod's clients into tunnels to nowhere.
+			n.hbone = owner != "" && n.pod.Name != "" && cn.GetMetadata().GetFields()[xdsconv.NodeMetaHBONE].GetStringValue() == "true"
 			s.nodes[n.id] = n
 			s.log.V(1).Info("node connected", "node", n.id, "kind", n.kind.String(), "userAgent", cn.GetUserAgentName())
 		}
 		if n.streams == 0 {
 			s.metrics.connected.WithLabelValues(n.kind.String()).Inc()
+			if n.hbone && s.onHBONE != nil {
+				s.onHBONE()
+			}
 		}
 		n.streams++
 		n.generation++
@@ -617,6 +630,9 @@ func (s *Server) closeStream(k streamKey) {
 		return
 	}
 	s.metrics.connected.WithLabelValues(n.kind.String()).Dec()
+	if n.hbone && s.onHBONE != nil {
+		s.onHBONE()
+	}
 	gen := n.generation
 	n.forget = s.clock.AfterFunc(s.forget, func() {
 		s.mu.Lock()
@@ -628,6 +644,32 @@ func (s *Server) closeStream(k streamKey) {
 		s.cacheFor(n.kind).ClearSnapshot(n.id)
 		s.log.V(1).Info("node forgotten", "node", n.id)
 	})
+}
+
+// OnHBONEPodsChanged sets f to be called (with the server's lock held: it
+// must not block or call the server) when a sidecar that accepts HBONE
+// connects or goes, so that the caller re-translates.
+func (s *Server) OnHBONEPodsChanged(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onHBONE = f
+}
+
+// HBONEPods returns the pods ("namespace/name") whose sidecars accept
+// HBONE and have a stream open now.
+func (s *Server) HBONEPods() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pods map[string]bool
+	for _, n := range s.nodes {
+		if n.hbone && n.streams > 0 {
+			if pods == nil {
+				pods = map[string]bool{}
+			}
+			pods[n.pod.String()] = true
+		}
+	}
+	return pods
 }
 
 // Acked returns the versions a node last accepted (state of the world),

@@ -62,7 +62,7 @@ func newSDSClient(o Options, log *slog.Logger, hooks xdsclient.Hooks) (*Secrets,
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("agent SPIFFE ID: %w", err)
 	}
-	meta, err := nodeMetadata(o)
+	meta, err := nodeMetadata(o, false) // the SDS server does not read the HBONE flag
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -172,7 +172,7 @@ func Serve(ctx context.Context, o Options) error {
 	if xdsAddr == "" {
 		return errors.New("no xDS server: set --xds-addr, or --sds-addr to get xDS from the agent's authenticated port")
 	}
-	meta, err := nodeMetadata(o)
+	meta, err := nodeMetadata(o, cfg.HBONEAddr != "")
 	if err != nil {
 		return err
 	}
@@ -263,8 +263,13 @@ func captureConfig(o Options, cfg Config) capture.Config {
 }
 
 // nodeMetadata is the node metadata both xDS streams carry.
-func nodeMetadata(o Options) (*structpb.Struct, error) {
+// hbone says the sidecar's HBONE server is on: the agent then sends
+// other proxies to this pod through tunnels.
+func nodeMetadata(o Options, hbone bool) (*structpb.Struct, error) {
 	fields := map[string]any{xdsconv.NodeMetaMode: o.Mode, xdsconv.NodeMetaNamespace: o.Namespace, xdsconv.NodeMetaPod: o.Pod}
+	if hbone {
+		fields[xdsconv.NodeMetaHBONE] = "true"
+	}
 	if o.ServiceAccount != "" {
 		fields[NodeMetaServiceAccount] = o.ServiceAccount
 	}

@@ -162,6 +162,12 @@ const (
 	// serves; with NodeMetaNamespace it must name the ServiceAccount of the
 	// token the proxy shows the agent's SDS server.
 	NodeMetaServiceAccount = "causeway.dev/service-account"
+	// NodeMetaHBONE is "true" when a sidecar accepts HBONE tunnels for its
+	// pod (it has an identity and its HBONE server is on). The agent trusts
+	// it only from a stream authenticated as the pod's ServiceAccount, and
+	// marks the pod's endpoints MetadataTunnel=TunnelHBONE while such a
+	// stream is open: mutual TLS between sidecars needs no label.
+	NodeMetaHBONE = "causeway.dev/hbone"
 )
 
 // SDS secret names the agent serves every node, as Istio names them, so

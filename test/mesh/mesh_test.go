@@ -94,7 +94,8 @@ func TestHBONEWithAgentIdentities(t *testing.T) {
 				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: api.pod.Name},
 			}},
 		}},
-		HBONEPods: map[string]bool{"shop/" + api.pod.Name: true},
+		// No HBONEPods yet: the agent learns that api's sidecar takes
+		// tunnels when it connects (below).
 		AuthorizationPolicies: []*causewayv1alpha1.AuthorizationPolicy{
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "deny-admin"}, Spec: causewayv1alpha1.AuthorizationPolicySpec{
 				Action: causewayv1alpha1.AuthorizationActionDeny,
@@ -139,6 +140,21 @@ func TestHBONEWithAgentIdentities(t *testing.T) {
 	apiAdmin := startProxy(t, options(api, apiIP))
 	webAdmin := startProxy(t, options(web, webIP))
 	startProxy(t, options(evil, evilIP))
+
+	// The sidecars said, on their authenticated streams, that they take
+	// HBONE: the agent marks their pods' endpoints, with no label on the
+	// pods, so web reaches api through a tunnel (mTLS by default).
+	deadline := time.Now().Add(10 * time.Second)
+	for !a.xds.HBONEPods()["shop/"+api.pod.Name] {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not learn that api's sidecar takes HBONE: %v", a.xds.HBONEPods())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	in.HBONEPods = a.xds.HBONEPods()
+	if err := a.xds.Update(translate.Translate(in)); err != nil {
+		t.Fatal(err)
+	}
 
 	// Requests go to each client's explicit listener, routed by Host to
 	// the Service like captured traffic to its VIP would be.

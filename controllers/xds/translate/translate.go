@@ -61,8 +61,10 @@ type Inputs struct {
 	RequestAuthentications []*causewayv1alpha1.RequestAuthentication
 
 	// HBONEPods are the local pods ("namespace/name") whose sidecars accept
-	// HBONE (label xdsconv.LabelTunnel): their endpoints carry metadata
-	// tunnel=hbone, so proxies reach them through a tunnel.
+	// HBONE: connected sidecars that said so on an authenticated stream
+	// (xdsconv.NodeMetaHBONE), and pods labelled xdsconv.LabelTunnel. Their
+	// endpoints carry metadata tunnel=hbone, so proxies reach them through
+	// a tunnel.
 	HBONEPods map[string]bool
 
 	// MTLSMode is the mesh's mTLS mode (the MeshConfig's spec.mtls.mode):
