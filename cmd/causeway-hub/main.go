@@ -11,7 +11,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/causeway-mesh/causeway/federation/hub"
 	"github.com/causeway-mesh/causeway/federation/trust"
@@ -69,14 +68,7 @@ func main() {
 			log.Error("invalid --root-ca-issuer: want Issuer/<name> or ClusterIssuer/<name>", "value", *issuer)
 			os.Exit(2)
 		}
-		trustOpts.NewSource = func(mgr ctrl.Manager) (trust.RootSource, error) {
-			// The source watches its CertificateRequests through the
-			// manager's cache.
-			if err := cmapi.AddToScheme(mgr.GetScheme()); err != nil {
-				return nil, err
-			}
-			return certmanager.NewForConfig(mgr.GetConfig(), certmanager.Config{Issuer: cmmeta.IssuerReference{Kind: kind, Name: name}})
-		}
+		trustOpts.NewSource = certmanager.NewSourceFunc(cmmeta.IssuerReference{Kind: kind, Name: name})
 	}
 	if err := trustOpts.Validate(); err != nil {
 		log.Error("invalid trust settings", "err", err)

@@ -290,3 +290,17 @@ func (s *Source) current(sec *corev1.Secret, td spiffeid.TrustDomain) (*root, st
 func issuerKey(ref cmmeta.IssuerReference) string {
 	return ref.Kind + "." + ref.Group + "/" + ref.Name
 }
+
+// NewSourceFunc is a trust.Options.NewSource for the hub: a Source that
+// asks issuer (an Issuer in causeway-system, or a ClusterIssuer) through
+// the manager's connection, with cert-manager's types added to the
+// manager's scheme so that the trust reconcilers can watch its
+// CertificateRequests.
+func NewSourceFunc(issuer cmmeta.IssuerReference) func(ctrl.Manager) (trust.RootSource, error) {
+	return func(mgr ctrl.Manager) (trust.RootSource, error) {
+		if err := cmapi.AddToScheme(mgr.GetScheme()); err != nil {
+			return nil, fmt.Errorf("cert-manager root source: register cert-manager's types: %w", err)
+		}
+		return NewForConfig(mgr.GetConfig(), Config{Issuer: issuer})
+	}
+}
