@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -154,6 +155,18 @@ func TestHBONEWithAgentIdentities(t *testing.T) {
 	in.HBONEPods = a.xds.HBONEPods()
 	if err := a.xds.Update(translate.Translate(in)); err != nil {
 		t.Fatal(err)
+	}
+	// Until web has taken the endpoints with the tunnel mark, it would
+	// reach api in plaintext (this test has no iptables capture to send
+	// that into api's sidecar, which would refuse it).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		acked, current := a.xds.Acked(web.pod.Name)
+		if v := current[resource.EndpointType]; v != "" && acked[resource.EndpointType] == v {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web did not take the tunnelled endpoints: acked %v, current %v", acked, current)
+		}
 	}
 
 	// Requests go to each client's explicit listener, routed by Host to

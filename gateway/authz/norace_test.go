@@ -1,5 +1,0 @@
-//go:build !race
-
-package authz
-
-const raceEnabled = false
