@@ -1,6 +1,7 @@
 // Command causeway-proxy is Causeway's data plane: a sidecar beside one
-// workload (--mode=sidecar, with transparent capture) or one proxy per
-// node (--mode=node), configured only by the agent over xDS.
+// workload (--mode=sidecar, with transparent capture), one proxy per node
+// (--mode=node), or a cluster's east-west gateway (--mode=gateway),
+// configured only by the agent over xDS.
 package main
 
 import (
@@ -38,7 +39,7 @@ func main() {
 	var o proxy.Options
 	var binds bindings
 	var ips podIPs
-	flag.StringVar(&o.Mode, "mode", "sidecar", "sidecar or node")
+	flag.StringVar(&o.Mode, "mode", "sidecar", "sidecar, node or gateway (the cluster's east-west gateway: cluster links and tunnels to other clusters)")
 	flag.StringVar(&o.XDSAddr, "xds-addr", "", "gRPC target of an agent's plaintext xDS server (e.g. localhost:15010), for a proxy without an identity; with --sds-addr, empty (the default) or equal to --sds-addr gets xDS from the SDS port with TLS and the token")
 	flag.StringVar(&o.NodeID, "node-id", "", "xDS node ID (default: <mode>~<hostname>)")
 	flag.StringVar(&o.Cluster, "cluster", "", "name of the member cluster")
@@ -55,10 +56,16 @@ func main() {
 	flag.StringVar(&o.TrustBundleFile, "trust-bundle-file", "/var/run/causeway/trust-bundle/roots.pem", "PEM roots that verify the agent's SDS certificate (ConfigMap causeway-system/causeway-trust-bundle)")
 	flag.StringVar(&o.TrustDomain, "trust-domain", "", "the mesh's trust domain (default: from the SPIFFE IDs of the trust bundle's roots)")
 	flag.StringVar(&o.ServiceAccount, "service-account", os.Getenv("SERVICE_ACCOUNT"), "ServiceAccount of the workload (sent to SDS as node metadata)")
-	flag.StringVar(&o.HBONEAddr, "hbone-addr", "", "inbound HBONE server address (default :15008 in sidecar mode with --sds-addr; off to disable)")
+	flag.StringVar(&o.HBONEAddr, "hbone-addr", "", "inbound HBONE server address (default :15008 in sidecar mode with --sds-addr; off to disable); in gateway mode, where this cluster's sidecars open tunnels to other clusters (default :15008)")
 	flag.StringVar(&o.InboundAddr, "inbound-addr", "", "where captured inbound plaintext arrives (default :15006 with the HBONE server)")
-	flag.Var(&ips, "pod-ip", "an address of the pod (repeatable or comma-separated; default: $POD_IPS, $POD_IP, else the interfaces' addresses)")
+	flag.Var(&ips, "pod-ip", "an address of the pod (repeatable or comma-separated; default: $POD_IPS, $POD_IP, else the interfaces' addresses); the first one given is the source address of upstream connections")
 	flag.BoolVar(&o.CaptureInbound, "capture-inbound", true, "with --capture and the HBONE server, also redirect inbound TCP to the inbound address (except the HBONE and admin ports)")
+	flag.StringVar(&o.Link.Addr, "link-addr", "", "gateway: where cluster links are accepted, UDP (QUIC) and TCP (HTTP/2 fallback) on one port (default :15443)")
+	flag.DurationVar(&o.Link.KeepAlive, "link-keepalive", proxy.DefaultLinkKeepAlive, "gateway: keepalive period of cluster links")
+	flag.DurationVar(&o.Link.IdleTimeout, "link-idle-timeout", proxy.DefaultLinkIdleTimeout, "gateway: a link silent this long is down")
+	flag.DurationVar(&o.Link.MinBackoff, "link-min-backoff", 100*time.Millisecond, "gateway: first wait before reconnecting a link (jittered, doubling)")
+	flag.DurationVar(&o.Link.MaxBackoff, "link-max-backoff", proxy.DefaultLinkMaxBackoff, "gateway: longest wait before reconnecting a link")
+	flag.DurationVar(&o.Link.QUICRetry, "link-quic-retry", 30*time.Second, "gateway: how often a link that fell back to TCP tries QUIC again")
 	concurrency := flag.Int("concurrency", 2, "worker threads (GOMAXPROCS); 0 uses every CPU. A sidecar needs few: like Istio's, the default is 2")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	_ = flag.Parse(os.Args[1:])

@@ -78,6 +78,12 @@ type Client struct {
 	// DefaultClientIdleTimeout when zero.
 	IdleTimeout time.Duration
 
+	// DialContext, when set, makes the connection to a proxy instead of a
+	// plain TCP dial: to bind a source address, or to reach the proxy
+	// through another tunnel (a cross-cluster session to a remote
+	// proxy runs inside a tunnel through the east-west gateways).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	initOnce sync.Once
 	initErr  error
 	tr       *http.Transport
@@ -220,12 +226,15 @@ func (c *Client) init() error {
 		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(clientSessionCacheSize)
 		var protos http.Protocols
 		protos.SetHTTP2(true)
-		dialer := &net.Dialer{}
+		dial := c.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
 		c.tr = &http.Transport{
 			// No Proxy: tunnels go straight to the HBONE proxy, whatever
 			// the environment says.
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				conn, err := dialer.DialContext(ctx, network, addr)
+				conn, err := dial(ctx, network, addr)
 				if err == nil {
 					if slot, ok := ctx.Value(localAddrKey{}).(*net.Addr); ok {
 						*slot = conn.LocalAddr()

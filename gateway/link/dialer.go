@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +39,18 @@ type DialerConfig struct {
 	// ExpectID); nil accepts any gateway of the trust domain. Set it: a
 	// link should reach the gateway the hub planned, not any gateway.
 	ExpectPeer func(spiffeid.ID) error
+	// Handle, when set, receives the streams the peer gateway opens on
+	// this link (Listener.Open at its end): one call per stream, each in
+	// its own goroutine, with Stream.Peer the verified peer. Like a
+	// caller of Listener.Accept it must answer the stream (Accept or
+	// Refuse: it decides what the peer may reach) and Close it. Close
+	// does not wait for Handle calls; their streams fail once the link
+	// is closed. Nil refuses every stream the peer opens.
+	Handle func(*Stream)
+	// MaxStreamsPerLink bounds the concurrent streams the peer may open
+	// on the link (QUIC MaxIncomingStreams, HTTP/2 MaxConcurrentStreams
+	// of the reverse connection); DefaultMaxStreamsPerLink when zero.
+	MaxStreamsPerLink int
 	// HandshakeTimeout bounds one connection attempt, and so how long a
 	// blocked UDP path delays the TCP fallback; DefaultHandshakeTimeout
 	// when zero.
@@ -49,6 +61,9 @@ type DialerConfig struct {
 	IdleTimeout time.Duration
 	// KeepAlive is the keepalive period; DefaultKeepAlive when zero.
 	KeepAlive time.Duration
+	// HeaderTimeout bounds the wait for the header of a QUIC stream the
+	// peer opens; DefaultHeaderTimeout when zero.
+	HeaderTimeout time.Duration
 	// QUICRetryInterval is how often a link on TCP tries QUIC again;
 	// DefaultQUICRetryInterval when zero.
 	QUICRetryInterval time.Duration
@@ -72,9 +87,11 @@ func (c *DialerConfig) defaults() error {
 	if c.UDPAddr == "" && c.TCPAddr == "" {
 		return errors.New("link dialer: neither UDPAddr nor TCPAddr is set")
 	}
+	setDefault(&c.MaxStreamsPerLink, DefaultMaxStreamsPerLink)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.KeepAlive, DefaultKeepAlive)
+	setDefault(&c.HeaderTimeout, DefaultHeaderTimeout)
 	setDefault(&c.QUICRetryInterval, DefaultQUICRetryInterval)
 	setDefault(&c.MinBackoff, DefaultMinBackoff)
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
@@ -103,11 +120,11 @@ type LinkStatus struct {
 	// RTT is the smoothed round-trip time: quic-go's estimate on QUIC,
 	// the kernel's TCP estimate on TCP; zero when unknown.
 	RTT time.Duration
-	// OpenStreams is the number of streams opened by Open and not yet
-	// closed, over all links.
+	// OpenStreams is the number of streams not yet closed, over all
+	// links: opened by Open, or by the peer (Handle).
 	OpenStreams int64
-	// BytesSent and BytesReceived count stream payload through Open's
-	// conns since NewDialer.
+	// BytesSent and BytesReceived count stream payload both ways since
+	// NewDialer: through Open's conns and Handle's streams.
 	BytesSent, BytesReceived uint64
 	// LastError is why the last link went down or the last attempt
 	// failed; nil if none has.
@@ -119,8 +136,9 @@ type LinkStatus struct {
 // ErrDialerClosed is returned by Open after Close.
 var ErrDialerClosed = errors.New("link dialer closed")
 
-// Dialer keeps one link to one peer gateway up and opens streams on it.
-// It is safe for concurrent use.
+// Dialer keeps one link to one peer gateway up, opens streams on it and
+// serves the streams the peer opens on it (DialerConfig.Handle). It is
+// safe for concurrent use.
 type Dialer struct {
 	cfg    DialerConfig
 	log    *slog.Logger
@@ -128,9 +146,12 @@ type Dialer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	openStreams   atomic.Int64
-	bytesSent     atomic.Uint64
-	bytesReceived atomic.Uint64
+	counters
+
+	// The HTTP/2 server of TCP links' reverse connections, fed by revLn;
+	// nil without TCPAddr.
+	revSrv *http.Server
+	revLn  *connListener
 
 	mu      sync.Mutex
 	cur     link          // nil while down
@@ -166,14 +187,27 @@ func NewDialer(cfg DialerConfig) (*Dialer, error) {
 		state: StateDown,
 		since: time.Now(),
 	}
+	if cfg.TCPAddr != "" {
+		d.revLn = newConnListener(&net.TCPAddr{})
+		d.revSrv = h2Server(d.serveReverse, cfg.MaxStreamsPerLink, cfg.HandshakeTimeout, cfg.KeepAlive, cfg.IdleTimeout, d.log)
+		d.wg.Go(func() { _ = d.revSrv.Serve(d.revLn) })
+	}
 	d.wg.Go(d.run)
 	return d, nil
 }
 
-// Close tears the link down and stops reconnecting; conns from Open fail.
+// Close tears the link down and stops reconnecting; conns from Open and
+// streams given to Handle fail.
 func (d *Dialer) Close() error {
 	d.cancel()
+	if d.revSrv != nil {
+		// Serve returns; the run loop closes the link itself.
+		_ = d.revLn.Close()
+	}
 	d.wg.Wait()
+	if d.revSrv != nil {
+		_ = d.revSrv.Close()
+	}
 	return nil
 }
 
@@ -218,8 +252,7 @@ func (d *Dialer) Open(ctx context.Context, authority string) (net.Conn, error) {
 			if err != nil {
 				return nil, fmt.Errorf("open stream to %s over %s link to %s: %w", authority, l.transport(), d.cfg.Name, err)
 			}
-			d.openStreams.Add(1)
-			return &Conn{b: b, d: d}, nil
+			return newConn(b, &d.counters), nil
 		}
 		select {
 		case <-ready:
@@ -370,6 +403,16 @@ func (d *Dialer) setDown(l link, err error) {
 	}
 }
 
+// deliver hands a stream the peer opened to Handle, or refuses it.
+func (d *Dialer) deliver(s *Stream, _ <-chan struct{}) bool {
+	if d.cfg.Handle == nil {
+		_ = s.Refuse("this gateway accepts no streams on its link")
+		return false
+	}
+	go d.cfg.Handle(s)
+	return true
+}
+
 func (d *Dialer) hook(st LinkStatus) {
 	if d.cfg.OnStateChange != nil {
 		d.cfg.OnStateChange(st)
@@ -402,9 +445,8 @@ type quicLink struct{ c *quic.Conn }
 func (d *Dialer) dialQUIC(ctx context.Context) (link, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
-	// The dialer opens streams and accepts none; 0-RTT is never used
-	// (DialAddr, not DialAddrEarly).
-	conf := quicConfig(-1, d.cfg.HandshakeTimeout, d.cfg.IdleTimeout, d.cfg.KeepAlive)
+	// 0-RTT is never used (DialAddr, not DialAddrEarly).
+	conf := quicConfig(d.cfg.MaxStreamsPerLink, d.cfg.HandshakeTimeout, d.cfg.IdleTimeout, d.cfg.KeepAlive)
 	c, err := quic.DialAddr(ctx, d.cfg.UDPAddr, clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNQUIC), conf)
 	if err != nil {
 		return nil, fmt.Errorf("dial QUIC link to %s: %w", d.cfg.UDPAddr, err)
@@ -414,6 +456,10 @@ func (d *Dialer) dialQUIC(ctx context.Context) (link, error) {
 		_ = c.CloseWithError(0, "probe failed")
 		return nil, fmt.Errorf("probe QUIC link to %s: %w", d.cfg.UDPAddr, err)
 	}
+	peer := peerID(c.ConnectionState().TLS)
+	d.wg.Go(func() {
+		serveQUICStreams(&d.wg, c, peer, &d.counters, d.cfg.HeaderTimeout, d.log, d.deliver)
+	})
 	return l, nil
 }
 
@@ -428,28 +474,7 @@ func (q *quicLink) probe(ctx context.Context) error {
 }
 
 func (q *quicLink) open(ctx context.Context, authority string) (backend, error) {
-	qs, err := q.c.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = qs.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = qs.SetDeadline(time.Now()) })
-	_, err = qs.Write(appendRequest(nil, authority))
-	if err == nil {
-		err = readResponse(qs)
-	}
-	if !stop() && err != nil {
-		err = errors.Join(err, context.Cause(ctx))
-	}
-	if err != nil {
-		qs.CancelRead(0)
-		qs.CancelWrite(0)
-		return nil, err
-	}
-	_ = qs.SetDeadline(time.Time{})
-	return &quicStream{Stream: qs, conn: q.c}, nil
+	return openQUIC(ctx, q.c, authority)
 }
 
 func (q *quicLink) done() <-chan struct{} { return q.c.Context().Done() }
@@ -465,26 +490,59 @@ func (q *quicLink) close(ctx context.Context, graceful bool) {
 	_ = q.c.CloseWithError(0, "link closed")
 }
 
-// tcpLink is a link over TCP+TLS with HTTP/2 CONNECT streams.
+// tcpLink is a link over TCP+TLS with HTTP/2 CONNECT streams: the
+// forward connection, on which this dialer is the HTTP/2 client, and the
+// reverse connection, on which it is the server (see h2.go).
 type tcpLink struct {
-	cc     *http.ClientConn
-	tcp    *net.TCPConn
-	tr     *http.Transport
-	dead   chan struct{}
-	once   sync.Once
-	mu     sync.Mutex
-	reason error
+	cc  *http.ClientConn
+	tcp *net.TCPConn
+	tr  *http.Transport
+	// peer is the gateway verified on the forward connection; the reverse
+	// connection must reach the same.
+	peer atomic.Pointer[spiffeid.ID]
+	// token is the listener's name for the link, from the probe.
+	token string
+	rev   *h2Conn
+	// paired is closed when the listener asked for the token on the
+	// reverse connection.
+	paired    chan struct{}
+	pairOnce  sync.Once
+	revActive atomic.Int64 // streams the peer opened, in flight
+	dead      chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	reason    error
 }
 
 func (d *Dialer) dialTCP(ctx context.Context) (link, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
-	l := &tcpLink{dead: make(chan struct{})}
+	l := &tcpLink{dead: make(chan struct{}), paired: make(chan struct{})}
+	// The reverse connection's handshakes overlap the forward
+	// connection's: it needs the token only once the listener asks.
+	revc := make(chan revDial, 1)
+	d.wg.Go(func() { revc <- d.dialReverse(ctx) })
+	closeRev := func() {
+		cancel()
+		if r := <-revc; r.conn != nil {
+			_ = r.conn.Close()
+		}
+	}
 	var protos http.Protocols
 	protos.SetHTTP2(true)
+	fwdTLS := clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNTCP)
+	verify := fwdTLS.VerifyConnection
+	fwdTLS.VerifyConnection = func(cs tls.ConnectionState) error {
+		err := verify(cs)
+		if err == nil {
+			id := peerID(cs)
+			l.peer.Store(&id)
+		}
+		return err
+	}
 	l.tr = &http.Transport{
 		Protocols:           &protos,
-		TLSClientConfig:     clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNTCP),
+		TLSClientConfig:     fwdTLS,
 		TLSHandshakeTimeout: d.cfg.HandshakeTimeout,
 		ForceAttemptHTTP2:   true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -494,13 +552,11 @@ func (d *Dialer) dialTCP(ctx context.Context) (link, error) {
 			}
 			return c, err
 		},
-		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: d.cfg.KeepAlive,
-			PingTimeout:     d.cfg.IdleTimeout,
-		},
+		HTTP2: h2Config(0, d.cfg.KeepAlive, d.cfg.IdleTimeout),
 	}
 	cc, err := l.tr.NewClientConn(ctx, "https", d.cfg.TCPAddr)
 	if err != nil {
+		closeRev()
 		return nil, fmt.Errorf("dial TCP link to %s: %w", d.cfg.TCPAddr, err)
 	}
 	l.cc = cc
@@ -513,21 +569,108 @@ func (d *Dialer) dialTCP(ctx context.Context) (link, error) {
 	})
 	// Probe with a request: only the listener's answer shows that it
 	// accepted our certificate (TLS 1.3 clients finish first).
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+d.cfg.TCPAddr+probePath, nil)
-	if err == nil {
-		var resp *http.Response
-		if resp, err = cc.RoundTrip(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				err = fmt.Errorf("probe answered %s", resp.Status)
-			}
-		}
-	}
-	if err != nil {
+	if err := l.probe(ctx, d.cfg.TCPAddr); err != nil {
 		_ = cc.Close()
+		closeRev()
 		return nil, fmt.Errorf("probe TCP link to %s: %w", d.cfg.TCPAddr, err)
 	}
+	if err := d.pairReverse(ctx, l, <-revc); err != nil {
+		l.close(context.Background(), false)
+		return nil, fmt.Errorf("reverse connection of the TCP link to %s: %w", d.cfg.TCPAddr, err)
+	}
 	return l, nil
+}
+
+// probe asks the listener for the link's token on the forward connection.
+func (t *tcpLink) probe(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+probePath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.cc.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusNoContent {
+		reason, _ := io.ReadAll(io.LimitReader(resp.Body, maxReason))
+		return fmt.Errorf("probe answered %s: %s", resp.Status, bytes.TrimSpace(reason))
+	}
+	t.token = resp.Header.Get(linkTokenHeader)
+	if t.token == "" {
+		return errors.New("probe answer names no link token")
+	}
+	return nil
+}
+
+// revDial is a reverse connection's TLS handshake's outcome.
+type revDial struct {
+	conn *tls.Conn
+	err  error
+}
+
+// dialReverse opens a reverse connection (TCP and TLS).
+func (d *Dialer) dialReverse(ctx context.Context) revDial {
+	td := &tls.Dialer{
+		NetDialer: &net.Dialer{KeepAlive: d.cfg.KeepAlive},
+		Config:    clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNTCPReverse),
+	}
+	c, err := td.DialContext(ctx, "tcp", d.cfg.TCPAddr)
+	if err != nil {
+		return revDial{err: err}
+	}
+	return revDial{conn: c.(*tls.Conn)}
+}
+
+// pairReverse checks the reverse connection, hands it to the reverse
+// HTTP/2 server, and waits until the listener has asked which link it
+// belongs to.
+func (d *Dialer) pairReverse(ctx context.Context, l *tcpLink, r revDial) error {
+	if r.err != nil {
+		return r.err
+	}
+	tc := r.conn
+	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol != ALPNTCPReverse {
+		_ = tc.Close()
+		return fmt.Errorf("peer does not speak %s", ALPNTCPReverse)
+	}
+	if fwd, rev := l.peer.Load(), peerID(cs); fwd == nil || *fwd != rev {
+		_ = tc.Close()
+		return fmt.Errorf("reverse connection reached %s, not the forward connection's peer", rev)
+	}
+	l.rev = &h2Conn{Conn: tc, link: l, onClose: func() { l.die(errors.New("reverse connection closed")) }}
+	if !d.revLn.push(l.rev, ctx.Done()) {
+		return fmt.Errorf("serve reverse connection: %w", context.Cause(ctx))
+	}
+	select {
+	case <-l.paired:
+		return nil
+	case <-l.dead:
+		return l.err()
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the listener to pair the reverse connection: %w", context.Cause(ctx))
+	}
+}
+
+// serveReverse is the HTTP/2 handler of reverse connections: the
+// listener's pairing request, then one CONNECT request per stream it
+// opens.
+func (d *Dialer) serveReverse(w http.ResponseWriter, r *http.Request) {
+	l, _ := r.Context().Value(linkKey{}).(*tcpLink)
+	if l == nil {
+		http.Error(w, "no link", http.StatusInternalServerError)
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.Path == bindPath {
+		w.Header().Set(linkTokenHeader, l.token)
+		w.WriteHeader(http.StatusNoContent)
+		l.pairOnce.Do(func() { close(l.paired) })
+		return
+	}
+	l.revActive.Add(1)
+	defer l.revActive.Add(-1)
+	serveH2Stream(w, r, *l.peer.Load(), &d.counters, d.deliver)
 }
 
 func (t *tcpLink) die(err error) {
@@ -540,41 +683,11 @@ func (t *tcpLink) die(err error) {
 }
 
 func (t *tcpLink) open(ctx context.Context, authority string) (backend, error) {
-	pr, pw := io.Pipe()
-	// The request's context lives as long as the stream; ctx only bounds
-	// the wait for the peer's answer.
-	rctx, rcancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(rctx, http.MethodConnect, "https://"+authority, pr)
-	if err != nil {
-		rcancel()
-		return nil, err
-	}
-	req.URL = &url.URL{Host: authority}
-	req.Host = authority
-	stop := context.AfterFunc(ctx, rcancel)
-	resp, err := t.cc.RoundTrip(req)
-	if !stop() {
-		if err == nil {
-			_ = resp.Body.Close()
-		}
-		rcancel()
-		return nil, context.Cause(ctx)
-	}
-	if err != nil {
-		rcancel()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		reason, _ := io.ReadAll(io.LimitReader(resp.Body, maxReason))
-		_ = resp.Body.Close()
-		rcancel()
-		return nil, &RefusedError{Reason: string(reason)}
-	}
 	var local, remote net.Addr
 	if t.tcp != nil {
 		local, remote = t.tcp.LocalAddr(), t.tcp.RemoteAddr()
 	}
-	return &h2ClientStream{pw: pw, body: resp.Body, cancel: rcancel, local: local, remote: remote}, nil
+	return openH2(ctx, t.cc, authority, local, remote)
 }
 
 func (t *tcpLink) done() <-chan struct{} { return t.dead }
@@ -591,12 +704,12 @@ func (t *tcpLink) transport() string { return TransportTCP }
 
 func (t *tcpLink) close(ctx context.Context, graceful bool) {
 	if graceful {
-		// Wait for in-flight streams, polling: ClientConn has no
-		// Shutdown. New streams already go to the new link.
+		// Wait for in-flight streams, both ways, polling: ClientConn
+		// has no Shutdown. New streams already go to the new link.
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 	wait:
-		for t.cc.InFlight() > 0 {
+		for t.cc.InFlight() > 0 || t.revActive.Load() > 0 {
 			select {
 			case <-ctx.Done():
 				break wait
@@ -605,5 +718,8 @@ func (t *tcpLink) close(ctx context.Context, graceful bool) {
 		}
 	}
 	_ = t.cc.Close()
+	if t.rev != nil {
+		_ = t.rev.Close()
+	}
 	t.die(net.ErrClosed)
 }

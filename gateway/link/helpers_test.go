@@ -110,6 +110,13 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // authority, refusing "refused.test:1".
 func startListener(t testing.TB, cfg ListenerConfig) *Listener {
 	t.Helper()
+	return startListenerFunc(t, cfg, relay)
+}
+
+// startListenerFunc is startListener with handle serving accepted
+// streams, each in its own goroutine.
+func startListenerFunc(t testing.TB, cfg ListenerConfig, handle func(*Stream)) *Listener {
+	t.Helper()
 	w := testWorld(t)
 	if cfg.Certificate == nil {
 		cfg.Certificate = certFunc(w.east)
@@ -127,8 +134,10 @@ func startListener(t testing.TB, cfg ListenerConfig) *Listener {
 	case "":
 		cfg.TCPAddr = "127.0.0.1:0"
 	}
-	setDefault(&cfg.KeepAlive, 100*time.Millisecond)
-	setDefault(&cfg.IdleTimeout, time.Second)
+	// Generous: a test machine under load must not lose links to
+	// starvation; the dead-peer tests set the production figures.
+	setDefault(&cfg.KeepAlive, 250*time.Millisecond)
+	setDefault(&cfg.IdleTimeout, 5*time.Second)
 	setDefault(&cfg.HandshakeTimeout, 2*time.Second)
 	cfg.Logger = quietLogger()
 	l, err := Listen(t.Context(), cfg)
@@ -142,7 +151,7 @@ func startListener(t testing.TB, cfg ListenerConfig) *Listener {
 			if err != nil {
 				return
 			}
-			go relay(s)
+			go handle(s)
 		}
 	}()
 	return l
@@ -211,8 +220,8 @@ func dialerFor(t testing.TB, l *Listener, transports ...string) DialerConfig {
 		Bundle:            w.bundle,
 		ExpectPeer:        ExpectID(eastID),
 		HandshakeTimeout:  time.Second,
-		IdleTimeout:       time.Second,
-		KeepAlive:         100 * time.Millisecond,
+		IdleTimeout:       5 * time.Second,
+		KeepAlive:         250 * time.Millisecond,
 		QUICRetryInterval: 200 * time.Millisecond,
 		MinBackoff:        20 * time.Millisecond,
 		MaxBackoff:        200 * time.Millisecond,
@@ -279,6 +288,28 @@ func roundTrip(c net.Conn, payload []byte) ([]byte, error) {
 	}()
 	got, rerr := io.ReadAll(c)
 	return got, errors.Join(rerr, <-errc)
+}
+
+// waitPeer waits until l reports peer linked over transport.
+func waitPeer(t testing.TB, l *Listener, peer spiffeid.ID, transport string) PeerStatus {
+	t.Helper()
+	var got PeerStatus
+	eventually(t, 5*time.Second, "peer "+peer.String()+" linked over "+transport, func() bool {
+		ps, ok := peerStatus(l, peer)
+		got = ps
+		return ok && ps.Transport == transport
+	})
+	return got
+}
+
+// peerStatus is peer's entry in l.Peers.
+func peerStatus(l *Listener, peer spiffeid.ID) (PeerStatus, bool) {
+	for _, ps := range l.Peers() {
+		if ps.Peer == peer {
+			return ps, true
+		}
+	}
+	return PeerStatus{}, false
 }
 
 func openCtx(t testing.TB, d time.Duration) context.Context {

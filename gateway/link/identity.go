@@ -94,10 +94,10 @@ func peerID(cs tls.ConnectionState) spiffeid.ID {
 // serverTLS is the TLS configuration of both listeners: TLS 1.3 only, a
 // client certificate required and verified by verifyPeer, no session
 // tickets (so no resumption and no 0-RTT).
-func serverTLS(cert func() (*tls.Certificate, error), bundle *pki.Bundle, authorize func(spiffeid.ID) error, alpn string) *tls.Config {
+func serverTLS(cert func() (*tls.Certificate, error), bundle *pki.Bundle, authorize func(spiffeid.ID) error, alpn ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
-		NextProtos:             []string{alpn},
+		NextProtos:             alpn,
 		GetCertificate:         func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert() },
 		ClientAuth:             tls.RequireAnyClientCert,
 		VerifyConnection:       verifyPeer(bundle, x509.ExtKeyUsageClientAuth, authorize),

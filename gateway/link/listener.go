@@ -17,7 +17,9 @@ import (
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
-// ALPN protocol IDs of the two transports.
+// ALPN protocol IDs of the two transports: QUIC, and the TCP link's
+// forward connection (HTTP/2 over TLS; its reverse connection is
+// ALPNTCPReverse, see h2.go).
 const (
 	ALPNQUIC = "causeway-link/1"
 	ALPNTCP  = "h2"
@@ -29,6 +31,8 @@ const probePath = "/.causeway/link/probe"
 // Defaults for zero Config fields; the package documentation says why.
 const (
 	DefaultMaxStreamsPerLink = 1000
+	DefaultMaxLinks          = 256
+	DefaultMaxLinksPerPeer   = 4
 	DefaultHandshakeTimeout  = 5 * time.Second
 	DefaultIdleTimeout       = 30 * time.Second
 	DefaultKeepAlive         = 10 * time.Second
@@ -60,11 +64,23 @@ type ListenerConfig struct {
 	// one link (QUIC MaxIncomingStreams, HTTP/2 MaxConcurrentStreams);
 	// DefaultMaxStreamsPerLink when zero.
 	MaxStreamsPerLink int
-	// HandshakeTimeout bounds a link's TLS handshake;
-	// DefaultHandshakeTimeout when zero.
+	// MaxLinks bounds the links held at once, over all peers;
+	// DefaultMaxLinks when zero. Handshakes beyond it are refused. It
+	// also bounds the TCP handshakes in progress: connections beyond
+	// that are closed unread.
+	MaxLinks int
+	// MaxLinksPerPeer bounds the links one peer gateway identity may hold
+	// at once; DefaultMaxLinksPerPeer when zero. Handshakes beyond it are
+	// refused. A dialer keeps one link, two while it moves from TCP back
+	// to QUIC, and the link of a dialer that restarted lingers until
+	// IdleTimeout.
+	MaxLinksPerPeer int
+	// HandshakeTimeout bounds a link's TLS handshake, and the pairing of
+	// a TCP link's two connections; DefaultHandshakeTimeout when zero.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a link from which nothing (not even a
-	// keepalive) arrived for that long; DefaultIdleTimeout when zero.
+	// keepalive) arrived for that long (QUIC idle timeout, HTTP/2 PING
+	// timeout); DefaultIdleTimeout when zero.
 	IdleTimeout time.Duration
 	// KeepAlive is the period of this side's keepalives (QUIC PING,
 	// HTTP/2 PING after that much silence); DefaultKeepAlive when zero.
@@ -85,6 +101,8 @@ func (c *ListenerConfig) defaults() error {
 		return errors.New("link listener: neither UDPAddr nor TCPAddr is set")
 	}
 	setDefault(&c.MaxStreamsPerLink, DefaultMaxStreamsPerLink)
+	setDefault(&c.MaxLinks, DefaultMaxLinks)
+	setDefault(&c.MaxLinksPerPeer, DefaultMaxLinksPerPeer)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.KeepAlive, DefaultKeepAlive)
@@ -102,27 +120,39 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
-// ErrListenerClosed is returned by Accept after Close.
+// ErrListenerClosed is returned by Accept and Open after Close.
 var ErrListenerClosed = errors.New("link listener closed")
 
-// Listener accepts links from peer gateways and hands out their streams.
+// Listener accepts links from peer gateways, hands out the streams they
+// open (Accept) and opens streams to them over the same links (Open).
 // It is safe for concurrent use.
 type Listener struct {
 	cfg     ListenerConfig
+	log     *slog.Logger
 	streams chan *Stream
 	closed  chan struct{}
+	// ctx ends at Close; it bounds handshakes in progress.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	once    sync.Once
 	wg      sync.WaitGroup
 	stopCtx func() bool
 
-	udp     *net.UDPConn
-	qtr     *quic.Transport
-	ql      *quic.Listener
-	tcp     net.Listener
-	httpSrv *http.Server
+	udp *net.UDPConn
+	qtr *quic.Transport
+	ql  *quic.Listener
 
-	mu    sync.Mutex
-	conns map[*quic.Conn]struct{}
+	tcp        net.Listener
+	tcpTLS     *tls.Config
+	fwd        *connListener
+	httpSrv    *http.Server
+	handshakes chan struct{} // TCP handshakes (and unpaired reverse connections) in progress
+
+	mu      sync.Mutex
+	peers   map[spiffeid.ID]*peerState
+	nlinks  int
+	tokens  map[string]*peerLink // TCP links waiting for their reverse connection
+	changed chan struct{}        // closed and replaced when a link comes up
 }
 
 // Listen starts serving links on cfg's addresses until ctx is done or
@@ -131,14 +161,22 @@ func Listen(ctx context.Context, cfg ListenerConfig) (*Listener, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	lctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{
-		cfg:     cfg,
-		streams: make(chan *Stream),
-		closed:  make(chan struct{}),
-		conns:   make(map[*quic.Conn]struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		streams:    make(chan *Stream),
+		closed:     make(chan struct{}),
+		ctx:        lctx,
+		cancel:     cancel,
+		handshakes: make(chan struct{}, cfg.MaxLinks),
+		peers:      make(map[spiffeid.ID]*peerState),
+		tokens:     make(map[string]*peerLink),
+		changed:    make(chan struct{}),
 	}
 	if cfg.UDPAddr != "" {
 		if err := l.listenQUIC(); err != nil {
+			cancel()
 			return nil, err
 		}
 	}
@@ -152,24 +190,6 @@ func Listen(ctx context.Context, cfg ListenerConfig) (*Listener, error) {
 	return l, nil
 }
 
-// quicConfig is the quic-go configuration of a link; see the package
-// documentation for the reasons behind each value.
-func quicConfig(maxStreams int, handshake, idle, keepAlive time.Duration) *quic.Config {
-	return &quic.Config{
-		HandshakeIdleTimeout: handshake,
-		MaxIdleTimeout:       idle,
-		KeepAlivePeriod:      keepAlive,
-		MaxIncomingStreams:   int64(maxStreams),
-		// Streams are opened by the dialer only.
-		MaxIncomingUniStreams: -1,
-		// A link multiplexes many streams across a WAN: allow large
-		// windows so one link is not flow-control bound.
-		MaxStreamReceiveWindow:     16 << 20,
-		MaxConnectionReceiveWindow: 64 << 20,
-		Allow0RTT:                  false,
-	}
-}
-
 func (l *Listener) listenQUIC() error {
 	addr, err := net.ResolveUDPAddr("udp", l.cfg.UDPAddr)
 	if err != nil {
@@ -180,8 +200,7 @@ func (l *Listener) listenQUIC() error {
 		return fmt.Errorf("link listener: listen on udp %s: %w", l.cfg.UDPAddr, err)
 	}
 	l.qtr = &quic.Transport{Conn: l.udp}
-	tlsConf := serverTLS(l.cfg.Certificate, l.cfg.Bundle, l.cfg.AuthorizePeer, ALPNQUIC)
-	l.ql, err = l.qtr.Listen(tlsConf, quicConfig(l.cfg.MaxStreamsPerLink, l.cfg.HandshakeTimeout, l.cfg.IdleTimeout, l.cfg.KeepAlive))
+	l.ql, err = l.qtr.Listen(serverTLS(l.cfg.Certificate, l.cfg.Bundle, l.cfg.AuthorizePeer, ALPNQUIC), quicConfig(l.cfg.MaxStreamsPerLink, l.cfg.HandshakeTimeout, l.cfg.IdleTimeout, l.cfg.KeepAlive))
 	if err != nil {
 		return errors.Join(fmt.Errorf("link listener: quic on %s: %w", l.cfg.UDPAddr, err), l.qtr.Close(), l.udp.Close())
 	}
@@ -195,28 +214,16 @@ func (l *Listener) listenTCP() error {
 	if err != nil {
 		return fmt.Errorf("link listener: listen on tcp %s: %w", l.cfg.TCPAddr, err)
 	}
-	var protos http.Protocols
-	protos.SetHTTP2(true)
-	l.httpSrv = &http.Server{
-		Handler:   http.HandlerFunc(l.serveCONNECT),
-		TLSConfig: serverTLS(l.cfg.Certificate, l.cfg.Bundle, l.cfg.AuthorizePeer, ALPNTCP),
-		Protocols: &protos,
-		// net/http applies the smallest of these timeouts to the TLS
-		// handshake only; HTTP/2 streams are not bound by it.
-		ReadHeaderTimeout: l.cfg.HandshakeTimeout,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: l.cfg.MaxStreamsPerLink,
-			SendPingTimeout:      l.cfg.KeepAlive,
-			PingTimeout:          l.cfg.IdleTimeout,
-		},
-		ErrorLog: slog.NewLogLogger(l.cfg.Logger.Handler(), slog.LevelDebug),
-	}
-	ln := l.tcp
+	l.tcpTLS = serverTLS(l.cfg.Certificate, l.cfg.Bundle, l.cfg.AuthorizePeer, ALPNTCP, ALPNTCPReverse)
+	l.fwd = newConnListener(l.tcp.Addr())
+	l.httpSrv = h2Server(l.serveForward, l.cfg.MaxStreamsPerLink, l.cfg.HandshakeTimeout, l.cfg.KeepAlive, l.cfg.IdleTimeout, l.log)
+	srv, fwd := l.httpSrv, l.fwd
 	l.wg.Go(func() {
-		if err := l.httpSrv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			l.cfg.Logger.Error("link listener stopped serving TCP", "addr", l.cfg.TCPAddr, "error", err)
+		if err := srv.Serve(fwd); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			l.log.Error("link listener stopped serving TCP", "addr", l.cfg.TCPAddr, "error", err)
 		}
 	})
+	l.wg.Go(l.acceptTCP)
 	return nil
 }
 
@@ -247,24 +254,32 @@ func (l *Listener) Accept() (*Stream, error) {
 }
 
 // Close stops accepting, closes every link and waits for the listener's
-// goroutines. Streams already accepted fail from then on.
+// goroutines. Streams already accepted or opened fail from then on.
 func (l *Listener) Close() error {
 	var errs []error
 	l.once.Do(func() {
 		if l.stopCtx != nil {
 			l.stopCtx()
 		}
+		l.mu.Lock()
 		close(l.closed)
-		if l.ql != nil {
-			l.mu.Lock()
-			for c := range l.conns {
-				_ = c.CloseWithError(0, "listener closed")
-			}
-			l.mu.Unlock()
-			errs = append(errs, l.ql.Close(), l.qtr.Close(), l.udp.Close())
+		var links []*peerLink
+		for _, ps := range l.peers {
+			links = append(links, ps.links...)
+		}
+		l.mu.Unlock()
+		l.cancel()
+		if l.tcp != nil {
+			errs = append(errs, l.tcp.Close())
+		}
+		for _, pl := range links {
+			l.linkDown(pl, ErrListenerClosed)
 		}
 		if l.httpSrv != nil {
 			errs = append(errs, l.httpSrv.Close())
+		}
+		if l.ql != nil {
+			errs = append(errs, l.ql.Close(), l.qtr.Close(), l.udp.Close())
 		}
 	})
 	l.wg.Wait()
@@ -277,56 +292,26 @@ func (l *Listener) acceptQUIC() {
 		if err != nil {
 			return
 		}
-		l.mu.Lock()
-		select {
-		case <-l.closed:
-			l.mu.Unlock()
-			_ = c.CloseWithError(0, "listener closed")
-			return
-		default:
+		pl := &peerLink{peer: peerID(c.ConnectionState().TLS), transport: TransportQUIC, remote: c.RemoteAddr(), qc: c}
+		if err := l.register(pl); err != nil {
+			if !errors.Is(err, ErrListenerClosed) {
+				l.log.Warn("link refused", "peer", pl.peer.String(), "transport", TransportQUIC, "remote", c.RemoteAddr().String(), "error", err)
+			}
+			_ = c.CloseWithError(codeLinkRefused, err.Error())
+			continue
 		}
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		l.wg.Go(func() { l.serveQUIC(c) })
+		l.wg.Go(func() { l.serveQUIC(pl) })
 	}
 }
 
-func (l *Listener) serveQUIC(c *quic.Conn) {
-	peer := peerID(c.ConnectionState().TLS)
-	log := l.cfg.Logger.With("peer", peer.String(), "transport", TransportQUIC)
-	log.Info("link up", "remote", c.RemoteAddr().String())
-	defer func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-		log.Info("link down", "cause", context.Cause(c.Context()))
-	}()
-	for {
-		qs, err := c.AcceptStream(context.Background())
-		if err != nil {
-			return
-		}
-		l.wg.Go(func() { l.handleQUICStream(c, qs, peer, log) })
-	}
-}
-
-func (l *Listener) handleQUICStream(c *quic.Conn, qs *quic.Stream, peer spiffeid.ID, log *slog.Logger) {
-	s := &quicStream{Stream: qs, conn: c}
-	_ = qs.SetReadDeadline(time.Now().Add(l.cfg.HeaderTimeout))
-	authority, err := readRequest(qs)
-	if err != nil {
-		log.Debug("bad stream header", "error", err)
-		qs.CancelRead(0)
-		qs.CancelWrite(0)
+func (l *Listener) serveQUIC(pl *peerLink) {
+	c := pl.qc
+	defer func() { l.linkDown(pl, context.Cause(c.Context())) }()
+	if !l.markUp(pl) {
 		return
 	}
-	_ = qs.SetReadDeadline(time.Time{})
-	if authority == "" {
-		_ = s.answer(true, "")
-		_ = s.Close()
-		return
-	}
-	l.deliver(&Stream{Peer: peer, Authority: authority, Transport: TransportQUIC, b: s}, c.Context().Done())
+	log := l.log.With("peer", pl.peer.String(), "transport", TransportQUIC)
+	serveQUICStreams(&l.wg, c, pl.peer, pl.st, l.cfg.HeaderTimeout, log, l.deliver)
 }
 
 // deliver hands s to Accept, or closes it if the link or the listener
@@ -342,43 +327,176 @@ func (l *Listener) deliver(s *Stream, linkDone <-chan struct{}) bool {
 	return false
 }
 
-// serveCONNECT is the HTTP/2 handler: one CONNECT request is one stream.
-// It returns only when the stream is finished (see h2ServerStream).
-func (l *Listener) serveCONNECT(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && r.URL.Path == probePath {
-		w.WriteHeader(http.StatusNoContent)
+// acceptTCP accepts TCP connections and hands each to handshakeTCP, at
+// most MaxLinks at once.
+func (l *Listener) acceptTCP() {
+	for {
+		raw, err := l.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors, say: wait a little, as
+			// net/http does, rather than spin.
+			l.log.Warn("link listener: accept", "error", err)
+			select {
+			case <-l.closed:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case l.handshakes <- struct{}{}:
+			l.wg.Go(func() { l.handshakeTCP(raw) })
+		default:
+			l.log.Debug("too many link handshakes in progress, connection closed", "remote", raw.RemoteAddr().String())
+			_ = raw.Close()
+		}
+	}
+}
+
+// handshakeTCP runs the TLS handshake of a TCP connection and serves it
+// as a link's forward or reverse connection, as its ALPN says.
+func (l *Listener) handshakeTCP(raw net.Conn) {
+	release := sync.OnceFunc(func() { <-l.handshakes })
+	defer release()
+	tc := tls.Server(raw, l.tcpTLS)
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		l.log.Debug("link handshake failed", "transport", TransportTCP, "remote", raw.RemoteAddr().String(), "error", err)
+		_ = tc.Close()
 		return
 	}
-	if r.Method != http.MethodConnect {
-		http.Error(w, "only CONNECT is served on a cluster link", http.StatusMethodNotAllowed)
+	cs := tc.ConnectionState()
+	switch cs.NegotiatedProtocol {
+	case ALPNTCP:
+		l.serveForwardConn(tc, peerID(cs), release)
+	case ALPNTCPReverse:
+		l.pairReverse(ctx, tc, peerID(cs))
+	default:
+		_ = tc.Close()
+	}
+}
+
+// serveForwardConn registers a TCP link and hands its forward connection
+// to the HTTP/2 server; the link comes up once its reverse connection is
+// paired with it, and is dropped if that does not happen within
+// HandshakeTimeout. A link beyond the limits is served too, for its
+// probe to answer why it is refused (then closed); it keeps its
+// handshake slot until then.
+func (l *Listener) serveForwardConn(tc *tls.Conn, peer spiffeid.ID, release func()) {
+	raw, _ := tc.NetConn().(*net.TCPConn)
+	pl := &peerLink{peer: peer, transport: TransportTCP, remote: tc.RemoteAddr(), rawTCP: raw, token: newToken()}
+	pl.fwd = &h2Conn{Conn: tc, link: pl, onClose: func() {
+		l.linkDown(pl, errors.New("forward connection closed"))
+	}}
+	err := l.register(pl)
+	if err == nil {
+		release()
+		l.fwd.push(pl.fwd, l.closed)
 		return
 	}
-	if err := checkAuthority(r.Host); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	if errors.Is(err, ErrListenerClosed) {
+		_ = tc.Close()
 		return
 	}
-	var local net.Addr
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		local = a
-	}
-	remote, _ := net.ResolveTCPAddr("tcp", r.RemoteAddr)
-	h := &h2ServerStream{
-		w: w, rc: http.NewResponseController(w), body: r.Body,
-		done: make(chan struct{}), local: local, remote: remote,
-	}
-	s := &Stream{Peer: peerID(*r.TLS), Authority: r.Host, Transport: TransportTCP, b: h}
-	if !l.deliver(s, r.Context().Done()) {
+	l.log.Warn("link refused", "peer", peer.String(), "transport", TransportTCP, "remote", tc.RemoteAddr().String(), "error", err)
+	done := make(chan struct{})
+	refused := &h2Conn{Conn: tc, link: err, onClose: func() { close(done) }}
+	if !l.fwd.push(refused, l.closed) {
 		return
 	}
 	select {
-	case <-h.done:
-	case <-r.Context().Done():
-		h.finish(true)
+	case <-done:
+	case <-time.After(l.cfg.HandshakeTimeout):
+		_ = refused.Close()
+	case <-l.closed:
 	}
-	if h.abort.Load() {
-		// Unblock writers stuck on flow control; the stream is reset.
-		_ = h.rc.SetWriteDeadline(time.Now())
-		_ = h.body.Close()
+}
+
+// serveForward is the HTTP/2 handler of forward connections: the probe,
+// then one CONNECT request per stream.
+func (l *Listener) serveForward(w http.ResponseWriter, r *http.Request) {
+	var pl *peerLink
+	switch v := r.Context().Value(linkKey{}).(type) {
+	case *peerLink:
+		pl = v
+	case error:
+		// Refused (register): the dialer's probe shows why.
+		http.Error(w, v.Error(), http.StatusServiceUnavailable)
+		return
+	default:
+		http.Error(w, "no link", http.StatusInternalServerError)
+		return
 	}
-	h.writers.Wait()
+	if r.Method == http.MethodGet && r.URL.Path == probePath {
+		w.Header().Set(linkTokenHeader, pl.token)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	serveH2Stream(w, r, pl.peer, pl.st, l.deliver)
+}
+
+// pairReverse makes the HTTP/2 client connection of a reverse
+// connection, asks the dialer which link it belongs to, and brings that
+// link up.
+func (l *Listener) pairReverse(ctx context.Context, tc *tls.Conn, peer spiffeid.ID) {
+	hc := &h2Conn{Conn: tc}
+	cc, err := h2Client(ctx, hc, l.cfg.KeepAlive, l.cfg.IdleTimeout)
+	if err != nil {
+		l.log.Debug("reverse link connection failed", "peer", peer.String(), "error", err)
+		_ = tc.Close()
+		return
+	}
+	pl, err := l.attachReverse(ctx, peer, cc, hc)
+	if err != nil {
+		l.log.Debug("reverse link connection refused", "peer", peer.String(), "error", err)
+		_ = cc.Close()
+		_ = tc.Close()
+		return
+	}
+	// The hook runs when the connection's state changes, including when
+	// it dies on its own (peer gone, PING timeout).
+	cc.SetStateHook(func(cc *http.ClientConn) {
+		if err := cc.Err(); err != nil {
+			l.linkDown(pl, fmt.Errorf("reverse connection: %w", err))
+		}
+	})
+	if err := cc.Err(); err != nil {
+		l.linkDown(pl, fmt.Errorf("reverse connection: %w", err))
+		return
+	}
+	l.markUp(pl)
+}
+
+// attachReverse asks the dialer for its link's token on cc and attaches
+// cc to that link as its reverse connection.
+func (l *Listener) attachReverse(ctx context.Context, peer spiffeid.ID, cc *http.ClientConn, hc *h2Conn) (*peerLink, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://link"+bindPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask for the link token: %w", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return nil, fmt.Errorf("ask for the link token: answered %s", resp.Status)
+	}
+	token := resp.Header.Get(linkTokenHeader)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pl := l.tokens[token]
+	switch {
+	case pl == nil:
+		return nil, errors.New("no link waits for this reverse connection")
+	case pl.peer != peer:
+		return nil, fmt.Errorf("reverse connection of %s claims a link of %s", peer, pl.peer)
+	}
+	delete(l.tokens, token)
+	pl.rev, pl.revConn = cc, hc
+	return pl, nil
 }

@@ -20,10 +20,18 @@ const (
 	TransportTCP  = "tcp"
 )
 
+// counters are the stream and byte counts of a Dialer's link, or of one
+// peer's links to a Listener: both directions, every transport.
+type counters struct {
+	openStreams   atomic.Int64
+	bytesSent     atomic.Uint64
+	bytesReceived atomic.Uint64
+}
+
 // backend is one stream of a link, either side, either transport.
 type backend interface {
 	io.ReadWriter
-	// answer sends the listener's verdict; only the listener side
+	// answer sends the accepting side's verdict; only that side
 	// implements it meaningfully.
 	answer(ok bool, reason string) error
 	CloseWrite() error
@@ -34,14 +42,17 @@ type backend interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// Stream is one proxied connection arriving on a link, as returned by
-// Listener.Accept. The caller must answer it: Refuse, or Accept (Write and
-// CloseWrite accept implicitly) and then relay bytes; and must Close it.
-// Read may be called before the answer. Stream implements net.Conn plus
-// CloseWrite; Read and Write may be called concurrently with each other.
+// Stream is one proxied connection arriving on a link, opened by the
+// peer gateway: as returned by Listener.Accept, or as passed to
+// DialerConfig.Handle. The caller must answer it: Refuse, or Accept (Write
+// and CloseWrite accept implicitly) and then relay bytes; and must Close
+// it. Read may be called before the answer. Stream implements net.Conn
+// plus CloseWrite; Read and Write may be called concurrently with each
+// other.
 type Stream struct {
 	// Peer is the authenticated SPIFFE ID of the gateway at the other end
-	// of the link: spiffe://<td>/cluster/<name>/gateway.
+	// of the link, the one that opened the stream:
+	// spiffe://<td>/cluster/<name>/gateway.
 	Peer spiffeid.ID
 	// Authority is the destination the peer asked for, "host:port" or
 	// "ip:port", syntax-checked but not authorized: the caller must check
@@ -51,8 +62,16 @@ type Stream struct {
 	Transport string
 
 	b        backend
+	st       *counters
 	once     sync.Once
 	answered error
+	closed   atomic.Bool
+}
+
+// newStream counts a stream that arrived on a link in st.
+func newStream(peer spiffeid.ID, authority, transport string, b backend, st *counters) *Stream {
+	st.openStreams.Add(1)
+	return &Stream{Peer: peer, Authority: authority, Transport: transport, b: b, st: st}
 }
 
 // Accept tells the peer that the stream is accepted; bytes may flow
@@ -60,11 +79,12 @@ type Stream struct {
 func (s *Stream) Accept() error { return s.answer(true, "") }
 
 // Refuse tells the peer that the stream is refused, with a short reason
-// that Dialer.Open returns in a *RefusedError (cut to 255 bytes on QUIC),
-// and closes the stream. It has no effect after Accept.
+// that the opener's Open (Dialer.Open or Listener.Open) returns in a
+// *RefusedError (cut to 255 bytes on QUIC), and closes the stream. It has
+// no effect after Accept.
 func (s *Stream) Refuse(reason string) error {
 	err := s.answer(false, reason)
-	return errors.Join(err, s.b.Close())
+	return errors.Join(err, s.Close())
 }
 
 func (s *Stream) answer(ok bool, reason string) error {
@@ -73,14 +93,20 @@ func (s *Stream) answer(ok bool, reason string) error {
 }
 
 // Read reads bytes sent by the peer.
-func (s *Stream) Read(p []byte) (int, error) { return s.b.Read(p) }
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.b.Read(p)
+	s.st.bytesReceived.Add(uint64(n))
+	return n, err
+}
 
 // Write accepts the stream if needed, then sends p to the peer.
 func (s *Stream) Write(p []byte) (int, error) {
 	if err := s.Accept(); err != nil {
 		return 0, err
 	}
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	s.st.bytesSent.Add(uint64(n))
+	return n, err
 }
 
 // CloseWrite accepts the stream if needed, then ends the direction
@@ -98,6 +124,9 @@ func (s *Stream) CloseWrite() error {
 // refused.
 func (s *Stream) Close() error {
 	_ = s.answer(false, "closed by gateway")
+	if s.closed.CompareAndSwap(false, true) {
+		s.st.openStreams.Add(-1)
+	}
 	return s.b.Close()
 }
 
@@ -120,26 +149,32 @@ func (s *Stream) SetWriteDeadline(t time.Time) error { return s.b.SetWriteDeadli
 
 var _ net.Conn = (*Stream)(nil)
 
-// Conn is the opener's side of a stream, as returned by Dialer.Open. It
-// implements net.Conn plus CloseWrite. On HTTP/2 it supports no
-// deadlines.
+// Conn is the opener's side of a stream, as returned by Dialer.Open and
+// Listener.Open. It implements net.Conn plus CloseWrite. On HTTP/2 it
+// supports no deadlines.
 type Conn struct {
 	b      backend
-	d      *Dialer
+	st     *counters
 	closed atomic.Bool
+}
+
+// newConn counts a stream opened on a link in st.
+func newConn(b backend, st *counters) *Conn {
+	st.openStreams.Add(1)
+	return &Conn{b: b, st: st}
 }
 
 // Read reads bytes sent by the destination through the peer gateway.
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.b.Read(p)
-	c.d.bytesReceived.Add(uint64(n))
+	c.st.bytesReceived.Add(uint64(n))
 	return n, err
 }
 
 // Write sends p towards the destination.
 func (c *Conn) Write(p []byte) (int, error) {
 	n, err := c.b.Write(p)
-	c.d.bytesSent.Add(uint64(n))
+	c.st.bytesSent.Add(uint64(n))
 	return n, err
 }
 
@@ -149,7 +184,7 @@ func (c *Conn) CloseWrite() error { return c.b.CloseWrite() }
 // Close closes both directions.
 func (c *Conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.d.openStreams.Add(-1)
+		c.st.openStreams.Add(-1)
 	}
 	return c.b.Close()
 }
@@ -219,7 +254,8 @@ func (q *quicStream) Close() error {
 func (q *quicStream) LocalAddr() net.Addr  { return q.conn.LocalAddr() }
 func (q *quicStream) RemoteAddr() net.Addr { return q.conn.RemoteAddr() }
 
-// h2ServerStream is the listener's side of an HTTP/2 CONNECT stream. Its
+// h2ServerStream is the accepting side of an HTTP/2 CONNECT stream (the
+// listener's on the forward connection, the dialer's on the reverse one). Its
 // handler goroutine waits on done; no ResponseWriter call may happen after
 // the handler returns, hence finished and writers.
 type h2ServerStream struct {
@@ -334,7 +370,7 @@ func (h *h2ServerStream) SetWriteDeadline(t time.Time) error {
 	return h.rc.SetWriteDeadline(t)
 }
 
-// h2ClientStream is the dialer's side of an HTTP/2 CONNECT stream: the
+// h2ClientStream is the opening side of an HTTP/2 CONNECT stream: the
 // request body is a pipe, the response body the other direction.
 type h2ClientStream struct {
 	pw            *io.PipeWriter

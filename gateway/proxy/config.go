@@ -1,14 +1,17 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +51,91 @@ type model struct {
 	generation uint64
 	// auth holds the JWT authenticators the model uses, by config hash.
 	auth map[string]*jwtauthn.Authenticator
+	// endpoints describes every endpoint address of every cluster: its
+	// member cluster and whether it takes HBONE tunnels.
+	endpoints map[string]endpointMeta
+	// tunnelIPs holds the pod addresses of HBONE endpoints of cluster-set
+	// services, for a gateway's checks of tunnels to a pod's HBONE port.
+	tunnelIPs map[netip.Addr]endpointMeta
+	// links is a gateway's link plan: one entry per peer cluster, from
+	// the clusters named xdsconv.LinkClusterPrefix + peer.
+	links map[string]*linkPeer
+}
+
+// endpointMeta is what the proxy knows of an endpoint address beyond its
+// balancer entry.
+type endpointMeta struct {
+	// cluster is the member cluster the endpoint runs in ("" when EDS
+	// does not say).
+	cluster string
+	// hbone: the endpoint's pod serves HBONE on xdsconv.HBONEPort.
+	hbone bool
+	// clusterset: the endpoint backs a service exported to the cluster
+	// set (a cluster of a *.svc.clusterset.local host).
+	clusterset bool
+}
+
+// linkPeer is one peer of a gateway's link plan.
+type linkPeer struct {
+	cluster string
+	// dial: this gateway opens the link; otherwise the peer does.
+	dial bool
+	// quic: try QUIC first (else TCP+TLS only).
+	quic bool
+	// addrs are the peer's link addresses (host:port), preferred first.
+	addrs []string
+}
+
+// compileLink turns a link cluster (see xdsconv.LinkClusterPrefix) into a
+// plan entry. Its endpoints may be host names, which ordinary clusters'
+// may not.
+func compileLink(c *clusterv3.Cluster) (*linkPeer, error) {
+	name := c.GetName()
+	peer := strings.TrimPrefix(name, xdsconv.LinkClusterPrefix)
+	md := c.GetMetadata().GetFilterMetadata()[xdsconv.MetadataNamespace].GetFields()
+	if p := md[xdsconv.MetadataPeerCluster].GetStringValue(); p != "" && p != peer {
+		return nil, fmt.Errorf("link cluster %q: metadata %s is %q", name, xdsconv.MetadataPeerCluster, p)
+	}
+	if peer == "" {
+		return nil, fmt.Errorf("link cluster %q: no peer cluster name", name)
+	}
+	lp := &linkPeer{cluster: peer}
+	switch role := md[xdsconv.MetadataLinkRole].GetStringValue(); role {
+	case xdsconv.LinkRoleDial:
+		lp.dial = true
+	case xdsconv.LinkRoleAccept:
+	default:
+		return nil, fmt.Errorf("link cluster %q: %s is %q, want %q or %q", name, xdsconv.MetadataLinkRole, role, xdsconv.LinkRoleDial, xdsconv.LinkRoleAccept)
+	}
+	switch t := md[xdsconv.MetadataLinkTransport].GetStringValue(); t {
+	case "", "QUIC":
+		lp.quic = true
+	case "TCP":
+	default:
+		return nil, fmt.Errorf("link cluster %q: %s is %q, want QUIC or TCP", name, xdsconv.MetadataLinkTransport, t)
+	}
+	type prio struct {
+		p    uint32
+		addr string
+	}
+	var addrs []prio
+	for _, le := range c.GetLoadAssignment().GetEndpoints() {
+		for _, e := range le.GetLbEndpoints() {
+			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil || sa.GetAddress() == "" || sa.GetPortValue() == 0 || sa.GetPortValue() > 65535 {
+				return nil, fmt.Errorf("link cluster %q: an endpoint without a host and port", name)
+			}
+			addrs = append(addrs, prio{le.GetPriority(), net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))})
+		}
+	}
+	slices.SortStableFunc(addrs, func(a, b prio) int { return cmp.Compare(a.p, b.p) })
+	for _, a := range addrs {
+		lp.addrs = append(lp.addrs, a.addr)
+	}
+	if lp.dial && len(lp.addrs) == 0 {
+		return nil, fmt.Errorf("link cluster %q: a link to dial needs an address", name)
+	}
+	return lp, nil
 }
 
 // listener is a compiled Listener.

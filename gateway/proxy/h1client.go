@@ -45,9 +45,9 @@ type h1Conn struct {
 	idleFrom time.Time
 }
 
-func newH1Client() *h1Client {
+func newH1Client(local net.Addr) *h1Client {
 	return &h1Client{
-		dialer:      net.Dialer{Timeout: defaultConnectTimeout, KeepAlive: 30 * time.Second},
+		dialer:      net.Dialer{Timeout: defaultConnectTimeout, KeepAlive: 30 * time.Second, LocalAddr: local},
 		maxIdle:     256,
 		idleTimeout: 60 * time.Second,
 		idle:        map[string][]*h1Conn{},

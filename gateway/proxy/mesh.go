@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/causeway-mesh/causeway/gateway/hbone"
+	"github.com/causeway-mesh/causeway/gateway/lb"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
@@ -33,11 +34,40 @@ func (p *Proxy) initMTLS() {
 		}
 		return nil
 	}
-	p.tunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: sameDomain, Logger: p.log}
+	var dialProxy func(ctx context.Context, network, addr string) (net.Conn, error)
+	if p.cfg.SourceAddr.IsValid() {
+		dialProxy = p.dialer(0).DialContext
+	}
+	p.tunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: sameDomain, Logger: p.log, DialContext: dialProxy}
+	if p.cfg.Cluster != "" {
+		// Endpoints in other clusters: the outer tunnel goes to this
+		// cluster's east-west gateway, which must present the gateway
+		// identity of this cluster; the session with the remote pod's
+		// proxy runs inside it, verified end to end like a local one.
+		expectGateway := func(peer spiffeid.ID) error {
+			want, err := spiffeid.FromSegments(id.TrustDomain(), "cluster", p.cfg.Cluster, "gateway")
+			if err != nil {
+				return err
+			}
+			if peer != want {
+				return fmt.Errorf("%s is not this cluster's gateway %s", peer, want)
+			}
+			return nil
+		}
+		p.gwTunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: expectGateway, Logger: p.log, DialContext: dialProxy}
+		p.remoteTunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: sameDomain, Logger: p.log,
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				dst, err := netip.ParseAddrPort(addr)
+				if err != nil {
+					return nil, err
+				}
+				return p.dialGateway(ctx, dst)
+			}}
+	}
 	dial := func(ctx context.Context, _, addr string) (net.Conn, error) { return p.dialTunnel(ctx, addr) }
-	p.h1t, p.h2t = newTransports()
+	p.h1t, p.h2t = newTransports(nil)
 	p.h1t.DialContext, p.h2t.DialContext = dial, dial
-	p.h1fastT = newH1Client()
+	p.h1fastT = newH1Client(nil)
 	p.h1fastT.dial = func(ctx context.Context, addr string) (net.Conn, error) { return p.dialTunnel(ctx, addr) }
 
 	p.reservedPort = map[uint16]bool{}
@@ -63,7 +93,11 @@ func (p *Proxy) initMTLS() {
 }
 
 // dialTunnel opens an HBONE tunnel to addr ("ip:port", an endpoint)
-// through the HBONE server of the endpoint's pod, at ip:TunnelPort.
+// through the HBONE server of the endpoint's pod, at ip:TunnelPort. An
+// endpoint of another member cluster is reached through this cluster's
+// east-west gateway (see remote): a tunnel to the gateway whose target is
+// the endpoint itself or, when the endpoint's pod serves HBONE, the pod's
+// HBONE port, with the usual session to the pod's proxy inside it.
 func (p *Proxy) dialTunnel(ctx context.Context, addr string) (net.Conn, error) {
 	dst, err := netip.ParseAddrPort(addr)
 	if err != nil {
@@ -73,7 +107,15 @@ func (p *Proxy) dialTunnel(ctx context.Context, addr string) (net.Conn, error) {
 	if port == 0 {
 		port = xdsconv.HBONEPort
 	}
-	c, err := p.tunnel.Dial(ctx, netip.AddrPortFrom(dst.Addr(), port).String(), dst)
+	var c net.Conn
+	switch meta, remote := p.remote(addr); {
+	case remote && meta.hbone:
+		c, err = p.remoteTunnel.Dial(ctx, netip.AddrPortFrom(dst.Addr(), port).String(), dst)
+	case remote:
+		c, err = p.dialGateway(ctx, dst)
+	default:
+		c, err = p.tunnel.Dial(ctx, netip.AddrPortFrom(dst.Addr(), port).String(), dst)
+	}
 	if err != nil {
 		p.metrics.tunnels.WithLabelValues("outbound", "failed").Inc()
 		return nil, err
@@ -83,10 +125,66 @@ func (p *Proxy) dialTunnel(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // useTunnel reports whether addr, an endpoint of c, is reached through
-// HBONE: the endpoint says so and the proxy has an identity. A proxy
+// HBONE: the endpoint says so, or it is in another member cluster that
+// the east-west gateway leads to, and the proxy has an identity. A proxy
 // without one reaches it in plaintext (which a STRICT sidecar refuses).
 func (p *Proxy) useTunnel(c *cluster, addr string) bool {
-	return p.tunnel != nil && c.tunnels[addr]
+	if p.tunnel == nil {
+		return false
+	}
+	if c.tunnels[addr] {
+		return true
+	}
+	_, remote := p.remote(addr)
+	return remote
+}
+
+// gatewayCluster is the cluster of this member cluster's east-west
+// gateway Service (its HBONE port).
+var gatewayCluster = xdsconv.ClusterName(xdsconv.HBONEPort, "", xdsconv.ServiceHost(xdsconv.GatewayService, xdsconv.GatewayNamespace))
+
+// remote reports whether addr is an endpoint in another member cluster
+// that this proxy reaches through its cluster's east-west gateway: the
+// proxy knows its cluster, EDS names the endpoint's, they differ, and
+// the gateway Service exists.
+func (p *Proxy) remote(addr string) (endpointMeta, bool) {
+	if p.gwTunnel == nil {
+		return endpointMeta{}, false
+	}
+	m := p.store.model()
+	meta, ok := m.endpoints[addr]
+	if !ok || meta.cluster == "" || meta.cluster == p.cfg.Cluster {
+		return meta, false
+	}
+	_, gw := m.clusters[gatewayCluster]
+	return meta, gw
+}
+
+// dialGateway opens a tunnel to dst, an address in another cluster,
+// through one of this cluster's east-west gateways.
+func (p *Proxy) dialGateway(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	c := p.store.model().clusters[gatewayCluster]
+	if c == nil {
+		return nil, errors.New("no east-west gateway in this cluster")
+	}
+	pick, err := c.balancer.Pick(lb.Request{})
+	if err != nil {
+		return nil, fmt.Errorf("east-west gateway: %w", err)
+	}
+	defer pick.Done()
+	gw, err := netip.ParseAddrPort(pick.Endpoint.Address)
+	if err != nil {
+		return nil, err
+	}
+	// The Service's port is the gateway's HBONE port; the endpoint's is
+	// its target port, which is what to dial.
+	conn, err := p.gwTunnel.Dial(ctx, gw.String(), dst)
+	if err != nil {
+		p.metrics.tunnels.WithLabelValues("gateway", "failed").Inc()
+		return nil, fmt.Errorf("through the east-west gateway %s: %w", gw, err)
+	}
+	p.metrics.tunnels.WithLabelValues("gateway", "ok").Inc()
+	return conn, nil
 }
 
 // errNotThisPod refuses a tunnel whose target is not the workload's.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -292,6 +293,7 @@ type nodeOptions struct {
 	originalDst func(*net.TCPConn) (netip.AddrPort, error)
 	inboundAddr string
 	token       string // default: the one the agent knows for ns/sa
+	cluster     string // default: "east"
 }
 
 // startNode starts a proxy whose SDS client talks to the agent with a
@@ -312,7 +314,7 @@ func startNode(t testing.TB, agent *sdsAgent, bundleFile, name string, o nodeOpt
 		t.Fatal(err)
 	}
 	opts := Options{
-		Mode: xdsconv.ModeSidecar, NodeID: name, Namespace: o.ns, Pod: name, Cluster: "east",
+		Mode: xdsconv.ModeSidecar, NodeID: name, Namespace: o.ns, Pod: name, Cluster: cmp.Or(o.cluster, "east"),
 		SDSAddr: agent.addr, TokenFile: tokenFile, TrustBundleFile: bundleFile, ServiceAccount: o.sa,
 	}
 	secrets, sds, _, err := newSDSClient(opts, discardLogger(), xdsclient.Hooks{})
@@ -323,7 +325,7 @@ func startNode(t testing.TB, agent *sdsAgent, bundleFile, name string, o nodeOpt
 	store.UseSecrets(secrets)
 	store.addHook(sds.Resubscribe)
 	cfg := Config{
-		Store: store, Bindings: o.bindings, Identity: secrets, PodAddrs: o.podAddrs, Cluster: "east",
+		Store: store, Bindings: o.bindings, Identity: secrets, PodAddrs: o.podAddrs, Cluster: cmp.Or(o.cluster, "east"),
 		TunnelPort: o.tunnelPort, OriginalDst: o.originalDst, InboundAddr: o.inboundAddr, BindListeners: o.inboundAddr != "",
 		Logger: discardLogger(), DrainTimeout: 2 * time.Second,
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	// TunnelPort is the port of the peers' HBONE servers;
 	// xdsconv.HBONEPort when zero (tests set another).
 	TunnelPort uint16
+	// SourceAddr, when valid, is the source address of every upstream
+	// connection (the pod's IP, as a pod's own traffic has). Invalid (the
+	// zero value): the kernel chooses.
+	SourceAddr netip.Addr
 }
 
 // Proxy is the engine. Create it with New, then Run it.
@@ -105,11 +109,15 @@ type Proxy struct {
 	// tunnel opens HBONE tunnels to endpoints marked for them; h1t, h2t
 	// and h1fastT are the pools that dial through it. nil without an
 	// identity.
-	tunnel       *hbone.Client
-	h1t, h2t     *http.Transport
-	h1fastT      *h1Client
-	hboneServer  *hbone.Server
-	reservedPort map[uint16]bool
+	tunnel *hbone.Client
+	// gwTunnel opens tunnels to this cluster's east-west gateway, and
+	// remoteTunnel sessions to other clusters' proxies inside them; nil
+	// without an identity or a cluster name.
+	gwTunnel, remoteTunnel *hbone.Client
+	h1t, h2t               *http.Transport
+	h1fastT                *h1Client
+	hboneServer            *hbone.Server
+	reservedPort           map[uint16]bool
 
 	mu       sync.Mutex
 	bound    map[string]*boundListener // by bind address
@@ -131,6 +139,24 @@ type Proxy struct {
 	// requests in flight per cluster name, for circuit breaking; kept
 	// across configuration updates.
 	perCluster sync.Map // string → *atomic.Int64
+}
+
+// sourceAddr is the local address upstream dials bind: nil to let the
+// kernel choose.
+func (p *Proxy) sourceAddr() net.Addr {
+	if !p.cfg.SourceAddr.IsValid() {
+		return nil
+	}
+	return &net.TCPAddr{IP: p.cfg.SourceAddr.AsSlice(), Zone: p.cfg.SourceAddr.Zone()}
+}
+
+// dialer returns a dialer for upstream connections.
+func (p *Proxy) dialer(timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if a := p.sourceAddr(); a != nil {
+		d.LocalAddr = a
+	}
+	return d
 }
 
 func (p *Proxy) inflight(cluster string) *atomic.Int64 {
@@ -157,8 +183,8 @@ func New(cfg Config) *Proxy {
 		mirrors: make(chan struct{}, 64),
 	}
 	p.metrics = newMetrics(cfg.Registerer)
-	p.h1, p.h2 = newTransports()
-	p.h1fast = newH1Client()
+	p.h1, p.h2 = newTransports(p.sourceAddr())
+	p.h1fast = newH1Client(p.sourceAddr())
 	if cfg.Identity != nil {
 		p.initMTLS()
 	}
@@ -287,6 +313,10 @@ func (p *Proxy) drain() error {
 		p.h1t.CloseIdleConnections()
 		p.h2t.CloseIdleConnections()
 		p.h1fastT.CloseIdleConnections()
+		if p.remoteTunnel != nil {
+			_ = p.remoteTunnel.Close()
+			_ = p.gwTunnel.Close()
+		}
 		_ = p.tunnel.Close()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/gateway/capture"
 	"github.com/causeway-mesh/causeway/gateway/xdsclient"
+	"github.com/causeway-mesh/causeway/internal/linkapi"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
@@ -87,17 +89,24 @@ type Options struct {
 	// inbound TCP to InboundAddr (except the HBONE and admin ports), so
 	// that plaintext cannot reach the workload around the proxy.
 	CaptureInbound bool
-	Logger         *slog.Logger `json:"-"`
+	// Link configures a gateway's cluster links (gateway mode).
+	Link   LinkOptions
+	Logger *slog.Logger `json:"-"`
 	// Ready, if set, is called with the admin address once it listens.
 	Ready func(adminAddr string) `json:"-"`
 }
 
 // Serve runs a proxy process until ctx is done, then drains.
 func Serve(ctx context.Context, o Options) error {
+	gateway := o.Mode == xdsconv.ModeGateway
 	switch o.Mode {
 	case xdsconv.ModeSidecar, xdsconv.ModeNode:
+	case xdsconv.ModeGateway:
+		if o.SDSAddr == "" || o.Cluster == "" {
+			return errors.New("gateway mode needs --sds-addr (its identity) and --cluster")
+		}
 	default:
-		return fmt.Errorf("mode %q: want %s or %s (%s comes with the gateway)", o.Mode, xdsconv.ModeSidecar, xdsconv.ModeNode, xdsconv.ModeGateway)
+		return fmt.Errorf("mode %q: want %s, %s or %s", o.Mode, xdsconv.ModeSidecar, xdsconv.ModeNode, xdsconv.ModeGateway)
 	}
 	if o.NodeID == "" {
 		host, _ := os.Hostname()
@@ -115,6 +124,11 @@ func Serve(ctx context.Context, o Options) error {
 		OriginalDst: capture.OriginalDst, DrainTimeout: o.DrainTimeout, Registerer: reg, Logger: log,
 		Cluster: o.Cluster, ReservedPorts: adminPorts(o.AdminAddr),
 	}
+	source, err := sourceAddr(o)
+	if err != nil {
+		return err
+	}
+	cfg.SourceAddr = source
 	xdsUpdates := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "causeway_proxy_xds_updates_total", Help: "xDS responses, by type and result (ack or nack).",
 	}, []string{"type", "result"})
@@ -125,7 +139,11 @@ func Serve(ctx context.Context, o Options) error {
 		Name: "causeway_proxy_sds_connected", Help: "1 while the proxy has a stream to the SDS server.",
 	})
 	reg.MustRegister(xdsUpdates, xdsConnected, sdsConnected)
-	var sds *xdsclient.Client
+	var (
+		sds       *xdsclient.Client
+		eastWest  *eastWest
+		hboneAddr string
+	)
 	xdsAddr := o.XDSAddr
 	xdsCreds := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if o.SDSAddr != "" {
@@ -148,6 +166,10 @@ func Serve(ctx context.Context, o Options) error {
 		store.UseSecrets(cfg.Identity)
 		// The names the configuration uses may have changed.
 		store.addHook(sds.Resubscribe)
+		if gateway {
+			hboneAddr = cmp.Or(o.HBONEAddr, ":"+strconv.Itoa(xdsconv.HBONEPort))
+			o.Link.Addr = cmp.Or(o.Link.Addr, ":"+strconv.Itoa(xdsconv.LinkPort))
+		}
 		if o.Mode == xdsconv.ModeSidecar && o.HBONEAddr != "off" {
 			cfg.HBONEAddr = cmp.Or(o.HBONEAddr, ":"+strconv.Itoa(xdsconv.HBONEPort))
 			cfg.InboundAddr = cmp.Or(o.InboundAddr, ":"+strconv.Itoa(xdsconv.VirtualInboundPort))
@@ -158,6 +180,9 @@ func Serve(ctx context.Context, o Options) error {
 		}
 	}
 	p := New(cfg)
+	if gateway {
+		eastWest = newEastWest(p, o.Cluster, cfg.Identity, cfg.SourceAddr, o.Link, reg, log)
+	}
 	if o.Capture {
 		cc := captureConfig(o, cfg)
 		if err := capture.Install(ctx, cc); err != nil {
@@ -204,6 +229,13 @@ func Serve(ctx context.Context, o Options) error {
 	if sds != nil {
 		go func() { errc <- sds.Run(ctx) }()
 	}
+	if eastWest != nil {
+		go func() {
+			if err := eastWest.run(ctx, hboneAddr, nil); err != nil {
+				errc <- fmt.Errorf("gateway: %w", err)
+			}
+		}()
+	}
 	var admin *http.Server
 	if o.AdminAddr != "" {
 		ln, err := net.Listen("tcp", o.AdminAddr)
@@ -217,7 +249,14 @@ func Serve(ctx context.Context, o Options) error {
 				return map[string]any{"ads": client.Status(), "sds": sds.Status(), "secretsVersion": version, "secrets": secrets}
 			}
 		}
-		admin = &http.Server{Handler: p.AdminHandler(reg, status), ReadHeaderTimeout: 10 * time.Second}
+		handler := p.AdminHandler(reg, status)
+		if eastWest != nil {
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET "+linkapi.LinksPath, eastWest.serveLinks)
+			mux.Handle("/", handler)
+			handler = mux
+		}
+		admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(ln) }()
 		if o.Ready != nil {
 			o.Ready(ln.Addr().String())
@@ -267,6 +306,9 @@ func captureConfig(o Options, cfg Config) capture.Config {
 // other proxies to this pod through tunnels.
 func nodeMetadata(o Options, hbone bool) (*structpb.Struct, error) {
 	fields := map[string]any{xdsconv.NodeMetaMode: o.Mode, xdsconv.NodeMetaNamespace: o.Namespace, xdsconv.NodeMetaPod: o.Pod}
+	if o.Mode == xdsconv.ModeGateway && o.AdminAddr != "" {
+		fields[xdsconv.NodeMetaAdmin] = reachableAdmin(o)
+	}
 	if hbone {
 		fields[xdsconv.NodeMetaHBONE] = "true"
 	}
@@ -278,6 +320,47 @@ func nodeMetadata(o Options, hbone bool) (*structpb.Struct, error) {
 		return nil, fmt.Errorf("node metadata: %w", err)
 	}
 	return meta, nil
+}
+
+// sourceAddr is the source address of upstream dials: the pod's first IP
+// when given explicitly (a gateway: else its HBONE address's IP), so that
+// the proxy's traffic comes from the pod as a pod's does; none otherwise.
+func sourceAddr(o Options) (netip.Addr, error) {
+	for _, s := range o.PodIPs {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return netip.Addr{}, fmt.Errorf("pod IP %q: %w", f, err)
+			}
+			return a, nil
+		}
+	}
+	if o.Mode == xdsconv.ModeGateway {
+		if host, _, err := net.SplitHostPort(o.HBONEAddr); err == nil && host != "" {
+			if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+				return a, nil
+			}
+		}
+	}
+	return netip.Addr{}, nil
+}
+
+// reachableAdmin is the admin address the agent can reach: a wildcard
+// host is replaced by the pod's address.
+func reachableAdmin(o Options) string {
+	host, port, err := net.SplitHostPort(o.AdminAddr)
+	if err != nil {
+		return o.AdminAddr
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		if src, err := sourceAddr(o); err == nil && src.IsValid() {
+			return net.JoinHostPort(src.String(), port)
+		}
+	}
+	return o.AdminAddr
 }
 
 func portOf(addr string) uint16 {

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/gateway/jwtauthn"
 	"github.com/causeway-mesh/causeway/gateway/lb"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 var unmarshalOpts = proto.UnmarshalOptions{DiscardUnknown: true}
@@ -246,6 +249,7 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 		byPort:     map[uint16]*listener{},
 		routes:     map[string]*routeConfig{},
 		clusters:   map[string]*cluster{},
+		endpoints:  map[string]endpointMeta{},
 		generation: s.gen,
 	}
 	env := &compileEnv{used: map[string]*jwtauthn.Authenticator{}, opts: s.jwtOptions, secrets: s.secrets}
@@ -302,6 +306,18 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 		m.routes[name] = cr
 	}
 	for name, c := range clusters {
+		if strings.HasPrefix(name, xdsconv.LinkClusterPrefix) {
+			lp, err := compileLink(c)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if m.links == nil {
+				m.links = map[string]*linkPeer{}
+			}
+			m.links[lp.cluster] = lp
+			continue
+		}
 		cc, inline, err := compileCluster(c, s.secrets)
 		if err != nil {
 			errs = append(errs, err)
@@ -318,6 +334,24 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 				continue
 			}
 			cc.tunnels = tunnels
+			set := strings.HasSuffix(name, "."+xdsconv.ClusterSetDomain)
+			for _, ep := range eps {
+				if ep.Cluster == "" && !tunnels[ep.Address] {
+					continue
+				}
+				meta := m.endpoints[ep.Address]
+				meta.cluster, meta.hbone = cmp.Or(meta.cluster, ep.Cluster), meta.hbone || tunnels[ep.Address]
+				meta.clusterset = meta.clusterset || set
+				m.endpoints[ep.Address] = meta
+				if set && meta.hbone {
+					if m.tunnelIPs == nil {
+						m.tunnelIPs = map[netip.Addr]endpointMeta{}
+					}
+					if ap, err := netip.ParseAddrPort(ep.Address); err == nil {
+						m.tunnelIPs[ap.Addr()] = meta
+					}
+				}
+			}
 			var old *lb.Balancer
 			if prev != nil && prev.clusters[name] != nil {
 				old = prev.clusters[name].balancer

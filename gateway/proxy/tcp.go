@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/lb"
 )
@@ -67,7 +66,7 @@ func (p *Proxy) serveTCP(down net.Conn, info *connInfo, t *tcpProxy) {
 		if p.useTunnel(c, addr) {
 			conn, err = p.dialTunnel(ctx, addr)
 		} else {
-			conn, err = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", addr)
+			conn, err = p.dialer(0).DialContext(ctx, "tcp", addr)
 		}
 		if err == nil && c.tls != nil {
 			tc := tls.Client(conn, c.tls.Clone())

@@ -27,8 +27,10 @@ import (
 // per_request_buffer_limit has the same effect).
 const maxRetryBody = 64 << 10
 
-func newTransports() (h1, h2 *http.Transport) {
-	dialer := &net.Dialer{Timeout: defaultConnectTimeout, KeepAlive: 30 * time.Second}
+// newTransports returns the plaintext pools; local, when not nil, is the
+// source address of their connections.
+func newTransports(local net.Addr) (h1, h2 *http.Transport) {
+	dialer := &net.Dialer{Timeout: defaultConnectTimeout, KeepAlive: 30 * time.Second, LocalAddr: local}
 	base := func() *http.Transport {
 		return &http.Transport{
 			DialContext:           dialer.DialContext,

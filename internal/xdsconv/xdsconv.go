@@ -168,6 +168,9 @@ const (
 	// marks the pod's endpoints MetadataTunnel=TunnelHBONE while such a
 	// stream is open: mutual TLS between sidecars needs no label.
 	NodeMetaHBONE = "causeway.dev/hbone"
+	// NodeMetaAdmin is a gateway's admin address (ip:port), where the
+	// agent reads the state of its links (GET /links).
+	NodeMetaAdmin = "causeway.dev/admin"
 )
 
 // SDS secret names the agent serves every node, as Istio names them, so
@@ -186,6 +189,45 @@ const (
 	ModeSidecar = "sidecar"
 	ModeNode    = "node"
 	ModeGateway = "gateway"
+)
+
+// East-west gateways and the links between them. A gateway node (NodeMetaMode
+// ModeGateway, authenticated as GatewayServiceAccount in GatewayNamespace)
+// gets, besides what every proxy gets, one cluster per peer gateway of its
+// member cluster's link plan, named LinkClusterPrefix + the peer's cluster
+// name, whose metadata under MetadataNamespace says MetadataLinkRole,
+// MetadataLinkTransport and MetadataPeerCluster. A dialling cluster's
+// endpoints are the peer's link addresses in order of preference (priority
+// = index); an accepting cluster has none.
+const (
+	// LinkClusterPrefix starts the name of a gateway's cluster for a peer
+	// cluster: "causeway-link|<peer cluster>".
+	LinkClusterPrefix = "causeway-link|"
+	// MetadataLinkRole is the key of the link's role: LinkRoleDial or
+	// LinkRoleAccept.
+	MetadataLinkRole = "link_role"
+	// MetadataLinkTransport is the key of the link's transport: "QUIC"
+	// (falling back to TCP) or "TCP" (never QUIC).
+	MetadataLinkTransport = "link_transport"
+	// MetadataPeerCluster is the key of the peer's member cluster name.
+	MetadataPeerCluster = "peer_cluster"
+	// LinkRoleDial: this gateway opens the link to the peer.
+	LinkRoleDial = "dial"
+	// LinkRoleAccept: the peer opens the link to this gateway.
+	LinkRoleAccept = "accept"
+
+	// GatewayNamespace and GatewayServiceAccount identify the gateway: only
+	// a node authenticated as this ServiceAccount gets the gateway's
+	// configuration.
+	GatewayNamespace      = "causeway-system"
+	GatewayServiceAccount = "causeway-gateway"
+	// GatewayService is the Service, in GatewayNamespace, in front of the
+	// gateway's HBONE port (HBONEPort, port name "hbone"); sidecars send
+	// traffic for other clusters' endpoints through it when it exists.
+	GatewayService = "causeway-gateway"
+	// LinkPort is where gateways accept links (UDP for QUIC, TCP for the
+	// HTTP/2 fallback), and the port of a link address given without one.
+	LinkPort = 15443
 )
 
 // Domain suffixes of the two kinds of service host names.
