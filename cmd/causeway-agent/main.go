@@ -14,6 +14,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/controllers/agent"
 	"github.com/causeway-mesh/causeway/controllers/identity"
+	"github.com/causeway-mesh/causeway/controllers/linkstatus"
 	"github.com/causeway-mesh/causeway/controllers/xds"
 	"github.com/causeway-mesh/causeway/internal/run"
 	"github.com/causeway-mesh/causeway/internal/version"
@@ -33,6 +34,7 @@ func main() {
 	audience := flag.String("sds-token-audience", identity.DefaultAudience, "audience of the ServiceAccount tokens SDS clients must present")
 	certTTL := flag.Duration("workload-cert-ttl", identity.DefaultWorkloadCertTTL, "lifetime of workload certificates when the MeshConfig sets no workloadCertTTL (10m to 2160h); they are renewed at half-life")
 	agentSA := flag.String("service-account", identity.AgentNamespace+"/"+identity.AgentServiceAccount, "namespace/name of the agent's ServiceAccount: the identity of its SDS serving certificate")
+	linkGateways := flag.String("link-status-gateways", "", "admin addresses of gateways whose links to report besides the connected ones: host:port or node=host:port, comma-separated")
 	metrics := flag.String("metrics-addr", ":8080", "address of the Prometheus metrics endpoint (0 disables)")
 	health := flag.String("health-addr", ":8081", "address of /healthz (0 disables)")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
@@ -57,6 +59,11 @@ func main() {
 		log.Error("bad --service-account: want namespace/name", "value", *agentSA)
 		os.Exit(2)
 	}
+	static, err := linkstatus.ParseGateways(*linkGateways)
+	if err != nil {
+		log.Error("bad --link-status-gateways", "err", err)
+		os.Exit(2)
+	}
 	cfg, err := run.RESTConfig(*kubeconfig, *kubecontext)
 	if err != nil {
 		log.Error("agent cannot start", "err", err)
@@ -67,7 +74,7 @@ func main() {
 	if err := agent.Run(ctx, agent.Config{
 		Member: cfg, LeaseDuration: *lease, ClusterSetIPRange: prefix, DNSAddr: *dnsAddr, XDSAddr: *xdsAddr,
 		SDSAddr: *sdsAddr, TokenAudience: *audience, WorkloadCertTTL: *certTTL, AgentNamespace: saNamespace, AgentServiceAccount: saName,
-		MetricsAddr: *metrics, HealthAddr: *health, Version: version.Version, Logger: log,
+		MetricsAddr: *metrics, HealthAddr: *health, LinkStatusGateways: static, Version: version.Version, Logger: log,
 	}); err != nil {
 		log.Error("agent stopped", "err", err)
 		stop()

@@ -5,7 +5,8 @@
 // namespaces the member may read — and runs the export and import
 // controllers, the lease that tells the hub the member is alive, the
 // clusterset.local DNS server, the xDS control plane of the member's
-// data plane and the identity service (controllers/identity): the
+// data plane (with the member's link plan, read from the hub, for its
+// east-west gateway) and the identity service (controllers/identity): the
 // member's CA, loaded from the hub, signs its proxies' certificates,
 // served over SDS.
 //
@@ -42,9 +43,11 @@ import (
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/clustersetdns"
 	"github.com/causeway-mesh/causeway/controllers/identity"
+	"github.com/causeway-mesh/causeway/controllers/linkstatus"
 	"github.com/causeway-mesh/causeway/controllers/serviceexport"
 	"github.com/causeway-mesh/causeway/controllers/serviceimport"
 	"github.com/causeway-mesh/causeway/controllers/xds"
+	"github.com/causeway-mesh/causeway/internal/linkplan"
 	"github.com/causeway-mesh/causeway/internal/scheme"
 )
 
@@ -98,6 +101,10 @@ type Config struct {
 	AgentNamespace, AgentServiceAccount string
 	// MetricsAddr and HealthAddr: "0" disables.
 	MetricsAddr, HealthAddr string
+	// LinkStatusGateways are gateways' admin addresses the link status
+	// reporter asks besides the connected gateways (see
+	// linkstatus.ParseGateways).
+	LinkStatusGateways []linkstatus.Gateway
 	// Version is reported on the lease.
 	Version string
 	// Logger for the agent's own lines (controllers log through logr).
@@ -189,6 +196,11 @@ func Run(ctx context.Context, cfg Config) error {
 				Namespaces: map[string]cache.Config{memberNS: {}},
 				Field:      fields.OneTermEqualSelector("metadata.name", identity.CASecretName),
 			},
+			// Only the member's link plan: the xDS controller's.
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{memberNS: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", linkplan.ConfigMapName),
+			},
 		}
 	})
 	if err != nil {
@@ -202,7 +214,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := metrics.Registry.Register(writes.vec); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	if err := (&serviceexport.Reconciler{Member: mgr.GetClient(), Hub: hub.GetClient(), ClusterName: id.Cluster}).SetupWithManager(mgr, hub); err != nil {
+	exports := &serviceexport.Reconciler{Member: mgr.GetClient(), Hub: hub.GetClient(), ClusterName: id.Cluster}
+	if err := exports.SetupWithManager(mgr, hub); err != nil {
 		return fmt.Errorf("set up export controller: %w", err)
 	}
 	ips, err := serviceimport.NewAllocator(cfg.ClusterSetIPRange)
@@ -232,9 +245,35 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var xdsServer *xds.Server
 	if cfg.XDSAddr != "" || cfg.SDSAddr != "" {
-		if xdsServer, err = addXDS(mgr, cfg.XDSAddr, id.Cluster, log); err != nil {
+		plan := &xds.LinkPlanSource{Cache: hub.GetCache(), Namespace: memberNS}
+		if xdsServer, err = addXDS(mgr, cfg.XDSAddr, id.Cluster, plan, log); err != nil {
 			return err
 		}
+		// Endpoints of pods whose sidecars announce HBONE are exported
+		// as such.
+		exports.HBONEPods = xdsServer.HBONEPods
+		xdsServer.OnHBONEPodsChanged(exports.HBONEPodsChanged)
+	}
+	// The state of the gateways' links, for `causeway status`.
+	gateways := func() []linkstatus.Gateway {
+		if xdsServer == nil {
+			return nil
+		}
+		var out []linkstatus.Gateway
+		for _, g := range xdsServer.Gateways() {
+			out = append(out, linkstatus.Gateway{Node: g.Node, AdminAddr: g.Admin})
+		}
+		return out
+	}
+	reporter, err := linkstatus.New(linkstatus.Options{
+		Hub: hubDirect, Cluster: id.Cluster, Gateways: gateways, Static: cfg.LinkStatusGateways,
+		Logger: logr.FromSlogHandler(log.Handler()).WithName("linkstatus"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(reporter); err != nil {
+		return fmt.Errorf("add link status reporter: %w", err)
 	}
 	authority, err := addIdentity(mgr, hub, cfg, id.Cluster, xdsServer, log)
 	if err != nil {
@@ -257,8 +296,9 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // addXDS adds the xDS server, serving in plaintext on addr unless it is
-// empty, and the controller that feeds it.
-func addXDS(mgr manager.Manager, addr, cluster string, log *slog.Logger) (*xds.Server, error) {
+// empty, and the controller that feeds it, with the member's link plan
+// from the hub.
+func addXDS(mgr manager.Manager, addr, cluster string, plan *xds.LinkPlanSource, log *slog.Logger) (*xds.Server, error) {
 	xlog := logr.FromSlogHandler(log.Handler()).WithName("xds")
 	srv, err := xds.NewServer(xds.Options{Logger: xlog, Registerer: metrics.Registry})
 	if err != nil {
@@ -271,7 +311,7 @@ func addXDS(mgr manager.Manager, addr, cluster string, log *slog.Logger) (*xds.S
 	}
 	// Region and zone of the member are not known to the agent yet (they
 	// live on the hub's MemberCluster); local endpoints carry their zones.
-	if err := mgr.Add(&xds.Controller{Client: mgr.GetClient(), Cache: mgr.GetCache(), Server: srv, ClusterName: cluster, Logger: xlog}); err != nil {
+	if err := mgr.Add(&xds.Controller{Client: mgr.GetClient(), Cache: mgr.GetCache(), Server: srv, ClusterName: cluster, Logger: xlog, LinkPlan: plan}); err != nil {
 		return nil, fmt.Errorf("add xDS controller: %w", err)
 	}
 	return srv, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,11 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -25,6 +29,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // Reconciler publishes this cluster's ServiceExports to the hub.
@@ -37,6 +42,18 @@ type Reconciler struct {
 	ClusterName string
 	// Clock tells the time; nil is the real clock.
 	Clock clock.PassiveClock
+	// HBONEPods, if not nil, returns the pods ("namespace/name") whose
+	// sidecars accept HBONE now (the xDS server's HBONEPods). Their
+	// endpoints, and those of pods labelled causeway.dev/tunnel=hbone, are
+	// published with Tunnel=HBONE. Call HBONEPodsChanged when it changes.
+	HBONEPods func() map[string]bool
+
+	// hbone is the watcher's last copy of HBONEPods (nil until it runs):
+	// reconciles read it rather than build the map each time.
+	hbone atomic.Pointer[map[string]bool]
+	// changed wakes the watcher; made once by signal.
+	changedOnce sync.Once
+	changed     chan struct{}
 }
 
 // Reconcile handles the ServiceExport req (namespace/name of the service).
@@ -69,7 +86,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	rec, err := r.publish(ctx, BuildRecord(r.ClusterName, &se, svc, slices))
+	hbone, err := r.hboneCapable(ctx, slices)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	rec, err := r.publish(ctx, BuildRecord(r.ClusterName, &se, svc, slices, hbone))
 	if err != nil {
 		setCondition(next, mcsv1beta1.ServiceExportConditionReady, false, mcsv1beta1.ServiceExportReasonPending, "cannot publish to the hub yet: "+err.Error())
 		return ctrl.Result{}, errors.Join(err, r.patchStatus(ctx, &se, next))
@@ -119,6 +140,119 @@ func (r *Reconciler) endpointSlices(ctx context.Context, key types.NamespacedNam
 		return nil, fmt.Errorf("list EndpointSlices of %s: %w", key, err)
 	}
 	return list.Items, nil
+}
+
+// hboneCapable gathers which pods behind slices accept HBONE tunnels: those
+// labelled xdsconv.LabelTunnel=TunnelHBONE (read through an index of the
+// cache, in each namespace the slices' pods are in) and those in HBONEPods.
+func (r *Reconciler) hboneCapable(ctx context.Context, slices []discoveryv1.EndpointSlice) (func(namespace, pod string) bool, error) {
+	labelled := map[string]bool{}
+	listed := map[string]bool{}
+	for i := range slices {
+		for j := range slices[i].Endpoints {
+			ns, _, ok := targetPod(&slices[i], &slices[i].Endpoints[j])
+			if !ok || listed[ns] {
+				continue
+			}
+			listed[ns] = true
+			var list corev1.PodList
+			if err := r.Member.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexPodTunnel: xdsconv.TunnelHBONE}, client.UnsafeDisableDeepCopy); err != nil {
+				return nil, fmt.Errorf("list pods that accept HBONE in %s: %w", ns, err)
+			}
+			for k := range list.Items {
+				labelled[ns+"/"+list.Items[k].Name] = true
+			}
+		}
+	}
+	announced := r.hboneSnapshot()
+	return func(namespace, pod string) bool {
+		key := namespace + "/" + pod
+		return labelled[key] || announced[key]
+	}, nil
+}
+
+// hboneSnapshot is the watcher's copy of HBONEPods, or a fresh one before
+// the watcher runs.
+func (r *Reconciler) hboneSnapshot() map[string]bool {
+	if p := r.hbone.Load(); p != nil {
+		return *p
+	}
+	if r.HBONEPods == nil {
+		return nil
+	}
+	return r.HBONEPods()
+}
+
+// HBONEPodsChanged tells the reconciler that HBONEPods may have changed:
+// the exports of the pods that joined or left it are reconciled. It never
+// blocks and calls nothing, so it may run under the caller's lock (as
+// xds.Server's OnHBONEPodsChanged callbacks do).
+func (r *Reconciler) HBONEPodsChanged() {
+	select {
+	case r.signal() <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+func (r *Reconciler) signal() chan struct{} {
+	r.changedOnce.Do(func() { r.changed = make(chan struct{}, 1) })
+	return r.changed
+}
+
+// watchHBONEPods keeps r.hbone up to date and enqueues the services of the
+// pods that joined or left HBONEPods, until ctx is done.
+func (r *Reconciler) watchHBONEPods(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	if r.HBONEPods == nil {
+		return
+	}
+	last := r.HBONEPods()
+	r.hbone.Store(&last)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.signal():
+		}
+		cur := r.HBONEPods()
+		r.hbone.Store(&cur)
+		for pod := range last {
+			if !cur[pod] {
+				r.enqueuePod(ctx, q, pod)
+			}
+		}
+		for pod := range cur {
+			if !last[pod] {
+				r.enqueuePod(ctx, q, pod)
+			}
+		}
+		last = cur
+	}
+}
+
+// enqueuePod adds the services whose slices list pod ("namespace/name").
+func (r *Reconciler) enqueuePod(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], pod string) {
+	for _, req := range r.servicesOfPod(ctx, pod) {
+		q.Add(req)
+	}
+}
+
+// servicesOfPod finds the services whose EndpointSlices list pod
+// ("namespace/name"), through the cache's index.
+func (r *Reconciler) servicesOfPod(ctx context.Context, pod string) []reconcile.Request {
+	var list discoveryv1.EndpointSliceList
+	if err := r.Member.List(ctx, &list, client.MatchingFields{indexSlicePods: pod}, client.UnsafeDisableDeepCopy); err != nil {
+		// Only while the cache is stopping or not yet synced; the
+		// reconciles after the sync read the pods afresh.
+		ctrl.LoggerFrom(ctx).Error(err, "list EndpointSlices of a pod", "pod", pod)
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if name := list.Items[i].Labels[discoveryv1.LabelServiceName]; name != "" {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: name}})
+		}
+	}
+	return out
 }
 
 func (r *Reconciler) recordKey(key types.NamespacedName) types.NamespacedName {
@@ -203,10 +337,20 @@ func (r *Reconciler) patchStatus(ctx context.Context, cur, next *mcsv1beta1.Serv
 	return nil
 }
 
-// indexSliceService indexes EndpointSlices by the Service they belong to
-// (their kubernetes.io/service-name label), so gathering a Service's
-// endpoints does not scan every slice of the namespace.
-const indexSliceService = "causeway.dev/service-slices"
+// Cache indexes.
+const (
+	// indexSliceService indexes EndpointSlices by the Service they belong
+	// to (their kubernetes.io/service-name label), so gathering a
+	// Service's endpoints does not scan every slice of the namespace.
+	indexSliceService = "causeway.dev/service-slices"
+	// indexSlicePods indexes a Service's EndpointSlices by the pods
+	// ("namespace/name") of their endpoints: a pod's HBONE change
+	// reconciles only its services.
+	indexSlicePods = "causeway.dev/slice-pods"
+	// indexPodTunnel indexes pods by their xdsconv.LabelTunnel label, so
+	// finding the labelled pods of a namespace does not scan them all.
+	indexPodTunnel = "causeway.dev/pod-tunnel"
+)
 
 // SetupWithManager registers the reconciler; hub is the hub cluster, whose
 // cache holds the member's records.
@@ -219,6 +363,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) err
 	}); err != nil {
 		return fmt.Errorf("index EndpointSlices by service: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, indexSlicePods, slicePods); err != nil {
+		return fmt.Errorf("index EndpointSlices by pod: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, indexPodTunnel, func(o client.Object) []string {
+		if v := o.GetLabels()[xdsconv.LabelTunnel]; v != "" {
+			return []string{v}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index pods by tunnel: %w", err)
+	}
 	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 	})
@@ -229,6 +384,23 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) err
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 	})
+	// A pod labelled for HBONE (or no longer) changes its services'
+	// records; the pod's other changes do not.
+	byPod := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.servicesOfPod(ctx, o.GetNamespace()+"/"+o.GetName())
+	})
+	tunnelLabel := predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool {
+			return e.Object.GetLabels()[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE
+		},
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			return e.Object.GetLabels()[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE
+		},
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return (e.ObjectOld.GetLabels()[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE) != (e.ObjectNew.GetLabels()[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 	byRecord := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, rec *causewayv1alpha1.ExportRecord) []reconcile.Request {
 		if rec.Namespace != causewayv1alpha1.MemberNamespace(r.ClusterName) {
 			return nil
@@ -241,6 +413,27 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, hub cluster.Cluster) err
 		For(&mcsv1beta1.ServiceExport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, byName).
 		Watches(&discoveryv1.EndpointSlice{}, bySliceService).
+		Watches(&corev1.Pod{}, byPod, builder.WithPredicates(tunnelLabel)).
 		WatchesRawSource(source.Kind(hub.GetCache(), &causewayv1alpha1.ExportRecord{}, byRecord)).
+		WatchesRawSource(source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			go r.watchHBONEPods(ctx, q)
+			return nil
+		})).
 		Complete(r)
+}
+
+// slicePods returns the pods ("namespace/name") of a Service's
+// EndpointSlice's endpoints.
+func slicePods(o client.Object) []string {
+	s, ok := o.(*discoveryv1.EndpointSlice)
+	if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
+		return nil
+	}
+	var out []string
+	for i := range s.Endpoints {
+		if ns, pod, ok := targetPod(s, &s.Endpoints[i]); ok {
+			out = append(out, ns+"/"+pod)
+		}
+	}
+	return out
 }

@@ -27,9 +27,11 @@ func Validate(svc *corev1.Service) (valid bool, reason mcsv1beta1.ServiceExportC
 }
 
 // BuildRecord decides the ExportRecord spec for an export of svc in cluster,
-// with the service's EndpointSlices. The result is deterministic (sorted),
-// so an unchanged Service yields an identical record.
-func BuildRecord(cluster string, se *mcsv1beta1.ServiceExport, svc *corev1.Service, eps []discoveryv1.EndpointSlice) causewayv1alpha1.ExportRecordSpec {
+// with the service's EndpointSlices. hbone tells whether a pod
+// (namespace, name) accepts HBONE tunnels; its endpoints are marked
+// Tunnel=HBONE. A nil hbone marks none. The result is deterministic
+// (sorted), so an unchanged Service yields an identical record.
+func BuildRecord(cluster string, se *mcsv1beta1.ServiceExport, svc *corev1.Service, eps []discoveryv1.EndpointSlice, hbone func(namespace, pod string) bool) causewayv1alpha1.ExportRecordSpec {
 	spec := causewayv1alpha1.ExportRecordSpec{
 		Cluster:                 cluster,
 		Service:                 causewayv1alpha1.ServiceRef{Namespace: svc.Namespace, Name: svc.Name},
@@ -91,8 +93,11 @@ func BuildRecord(cluster string, se *mcsv1beta1.ServiceExport, svc *corev1.Servi
 			if e.Zone != nil {
 				x.Zone = *e.Zone
 			}
-			if e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
-				x.TargetPod = e.TargetRef.Name
+			if ns, pod, ok := targetPod(&s, &e); ok {
+				x.TargetPod = pod
+				if hbone != nil && hbone(ns, pod) {
+					x.Tunnel = causewayv1alpha1.EndpointTunnelHBONE
+				}
 			}
 			out.Endpoints = append(out.Endpoints, x)
 		}
@@ -137,7 +142,21 @@ func compareEndpoints(a, b causewayv1alpha1.ExportedEndpoint) int {
 		cmp.Compare(a.Hostname, b.Hostname),
 		cmp.Compare(a.Zone, b.Zone),
 		cmp.Compare(a.TargetPod, b.TargetPod),
+		cmp.Compare(a.Tunnel, b.Tunnel),
 	)
+}
+
+// targetPod is the namespace and name of the pod behind e, an endpoint of
+// s, if there is one. A targetRef without a namespace is in the slice's.
+func targetPod(s *discoveryv1.EndpointSlice, e *discoveryv1.Endpoint) (namespace, name string, ok bool) {
+	if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || e.TargetRef.Name == "" {
+		return "", "", false
+	}
+	namespace = e.TargetRef.Namespace
+	if namespace == "" {
+		namespace = s.Namespace
+	}
+	return namespace, e.TargetRef.Name, true
 }
 
 func portsKey(ps []causewayv1alpha1.EndpointPort) string {

@@ -110,6 +110,12 @@ func endpoint(ready *bool, addrs ...string) discoveryv1.Endpoint {
 	return discoveryv1.Endpoint{Addresses: addrs, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
 }
 
+// podEndpoint is a ready endpoint of pod name in namespace ns ("" for the
+// slice's).
+func podEndpoint(addr, ns, name string) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{Addresses: []string{addr}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: name}}
+}
+
 // Expected outputs.
 
 func wantSpec(mod func(*causewayv1alpha1.ExportRecordSpec)) causewayv1alpha1.ExportRecordSpec {
@@ -139,10 +145,11 @@ func TestBuildRecord(t *testing.T) {
 	deleting := metav1.NewTime(created.Add(time.Minute))
 	timeout := &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](60)}}
 	tests := map[string]struct {
-		se   *mcsv1beta1.ServiceExport
-		svc  *corev1.Service
-		eps  []discoveryv1.EndpointSlice
-		want causewayv1alpha1.ExportRecordSpec
+		se    *mcsv1beta1.ServiceExport
+		svc   *corev1.Service
+		eps   []discoveryv1.EndpointSlice
+		hbone func(namespace, pod string) bool
+		want  causewayv1alpha1.ExportRecordSpec
 	}{
 		"ClusterIP service without endpoints": {
 			svc:  service(nil),
@@ -246,6 +253,50 @@ func TestBuildRecord(t *testing.T) {
 				}}}
 			}),
 		},
+		"endpoints of pods that accept HBONE are marked, others not": {
+			svc: service(nil),
+			eps: []discoveryv1.EndpointSlice{epSlice("s1", discoveryv1.AddressTypeIPv4, httpPorts,
+				podEndpoint("10.0.0.1", "", "web-1"),
+				podEndpoint("10.0.0.2", "", "web-2"),
+				podEndpoint("10.0.0.3", "other", "web-2"),
+				discoveryv1.Endpoint{Addresses: []string{"10.0.0.4"}, TargetRef: &corev1.ObjectReference{Kind: "Node", Name: "web-2"}},
+				endpoint(nil, "10.0.0.5"),
+			)},
+			hbone: func(namespace, pod string) bool { return namespace == "default" && pod == "web-2" },
+			want: wantSpec(func(s *causewayv1alpha1.ExportRecordSpec) {
+				s.EndpointSlices = []causewayv1alpha1.ExportedEndpointSlice{{AddressType: "IPv4", Ports: wantHTTPPorts, Endpoints: []causewayv1alpha1.ExportedEndpoint{
+					{Addresses: []string{"10.0.0.1"}, TargetPod: "web-1"},
+					{Addresses: []string{"10.0.0.2"}, TargetPod: "web-2", Tunnel: causewayv1alpha1.EndpointTunnelHBONE},
+					// The same pod name in another namespace is another pod.
+					{Addresses: []string{"10.0.0.3"}, TargetPod: "web-2"},
+					// Only pods take tunnels.
+					exported("10.0.0.4"),
+					exported("10.0.0.5"),
+				}}}
+			}),
+		},
+		"a targetRef's own namespace is the pod's": {
+			svc: service(nil),
+			eps: []discoveryv1.EndpointSlice{epSlice("s1", discoveryv1.AddressTypeIPv4, httpPorts,
+				podEndpoint("10.0.0.3", "other", "web-2"),
+			)},
+			hbone: func(namespace, pod string) bool { return namespace == "other" && pod == "web-2" },
+			want: wantSpec(func(s *causewayv1alpha1.ExportRecordSpec) {
+				s.EndpointSlices = []causewayv1alpha1.ExportedEndpointSlice{{AddressType: "IPv4", Ports: wantHTTPPorts, Endpoints: []causewayv1alpha1.ExportedEndpoint{
+					{Addresses: []string{"10.0.0.3"}, TargetPod: "web-2", Tunnel: causewayv1alpha1.EndpointTunnelHBONE},
+				}}}
+			}),
+		},
+		"not-ready endpoints of HBONE pods are still dropped": {
+			svc: service(nil),
+			eps: []discoveryv1.EndpointSlice{epSlice("s1", discoveryv1.AddressTypeIPv4, httpPorts, func() discoveryv1.Endpoint {
+				e := podEndpoint("10.0.0.2", "", "web-2")
+				e.Conditions.Ready = ptr.To(false)
+				return e
+			}())},
+			hbone: func(string, string) bool { return true },
+			want:  wantSpec(nil),
+		},
 		"FQDN slices are dropped": {
 			svc: service(nil),
 			eps: []discoveryv1.EndpointSlice{
@@ -317,7 +368,7 @@ func TestBuildRecord(t *testing.T) {
 			if se == nil {
 				se = export(nil, nil)
 			}
-			got := serviceexport.BuildRecord("east", se, tc.svc, tc.eps)
+			got := serviceexport.BuildRecord("east", se, tc.svc, tc.eps, tc.hbone)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("BuildRecord:\n got %+v\nwant %+v", got, tc.want)
 			}
@@ -347,11 +398,25 @@ func richSlices() []discoveryv1.EndpointSlice {
 	}
 }
 
+// hboneWeb2 says that only default/web-2 accepts HBONE.
+func hboneWeb2(namespace, pod string) bool { return namespace == "default" && pod == "web-2" }
+
 func TestBuildRecordOrderIndependent(t *testing.T) {
 	se, svc := export(map[string]string{"a": "b"}, nil), service(nil)
-	want := serviceexport.BuildRecord("east", se, svc, richSlices())
+	want := serviceexport.BuildRecord("east", se, svc, richSlices(), hboneWeb2)
 	if n := len(want.EndpointSlices); n != 3 {
 		t.Fatalf("want 3 groups (IPv4 two ports, IPv4 one port, IPv6), got %d: %+v", n, want.EndpointSlices)
+	}
+	tunnels := 0
+	for _, s := range want.EndpointSlices {
+		for _, e := range s.Endpoints {
+			if e.Tunnel == causewayv1alpha1.EndpointTunnelHBONE {
+				tunnels++
+			}
+		}
+	}
+	if tunnels != 2 {
+		t.Fatalf("want web-2's two endpoints (IPv4 and IPv6) marked HBONE, got %d: %+v", tunnels, want.EndpointSlices)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 200 {
@@ -363,7 +428,7 @@ func TestBuildRecordOrderIndependent(t *testing.T) {
 			p := eps[j].Ports
 			rng.Shuffle(len(p), func(a, b int) { p[a], p[b] = p[b], p[a] })
 		}
-		if got := serviceexport.BuildRecord("east", se, svc, eps); !reflect.DeepEqual(got, want) {
+		if got := serviceexport.BuildRecord("east", se, svc, eps, hboneWeb2); !reflect.DeepEqual(got, want) {
 			t.Fatalf("shuffle %d: BuildRecord depends on input order:\n got %+v\nwant %+v", i, got.EndpointSlices, want.EndpointSlices)
 		}
 	}
@@ -383,7 +448,7 @@ func TestBuildRecordDoesNotModifyInput(t *testing.T) {
 		eps[i].DeepCopyInto(&eps0[i])
 	}
 
-	got := serviceexport.BuildRecord("east", se, svc, eps)
+	got := serviceexport.BuildRecord("east", se, svc, eps, hboneWeb2)
 	if !reflect.DeepEqual(se, se0) || !reflect.DeepEqual(svc, svc0) || !reflect.DeepEqual(eps, eps0) {
 		t.Fatal("BuildRecord modified its input")
 	}
@@ -411,8 +476,8 @@ func TestBuildRecordDuplicateFirstAddress(t *testing.T) {
 		TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-new"}})
 	b := epSlice("b", discoveryv1.AddressTypeIPv4, httpPorts, discoveryv1.Endpoint{Addresses: []string{"10.0.0.3"}, Hostname: ptr.To("web-old")})
 	se, svc := export(nil, nil), service(nil)
-	ab := serviceexport.BuildRecord("east", se, svc, []discoveryv1.EndpointSlice{a, b})
-	ba := serviceexport.BuildRecord("east", se, svc, []discoveryv1.EndpointSlice{b, a})
+	ab := serviceexport.BuildRecord("east", se, svc, []discoveryv1.EndpointSlice{a, b}, hboneWeb2)
+	ba := serviceexport.BuildRecord("east", se, svc, []discoveryv1.EndpointSlice{b, a}, hboneWeb2)
 	if !reflect.DeepEqual(ab, ba) {
 		t.Errorf("BuildRecord depends on the order of slices:\n[a b] %+v\n[b a] %+v", ab.EndpointSlices, ba.EndpointSlices)
 	}
@@ -482,6 +547,9 @@ func fuzzSlices(data []byte) []discoveryv1.EndpointSlice {
 	return out
 }
 
+// hboneFuzz says that fuzzSlices' pods p1 and p3 accept HBONE.
+func hboneFuzz(_, pod string) bool { return pod == "p1" || pod == "p3" }
+
 func FuzzBuildRecord(f *testing.F) {
 	f.Add([]byte{0, 1, 0x11, 2, 0x05, 0x01, 0x09, 0x82})
 	f.Add([]byte{1, 2, 0x11, 0x22, 3, 0x04, 1, 2, 0x08, 3, 0x83, 0x14, 4, 5, 0x41})
@@ -489,7 +557,7 @@ func FuzzBuildRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		se, svc := export(nil, nil), service(nil)
 		eps := fuzzSlices(data)
-		want := serviceexport.BuildRecord("east", se, svc, eps)
+		want := serviceexport.BuildRecord("east", se, svc, eps, hboneFuzz)
 		for _, s := range want.EndpointSlices {
 			if len(s.Endpoints) == 0 {
 				t.Fatalf("exported slice without endpoints: %+v", s)
@@ -498,11 +566,14 @@ func FuzzBuildRecord(f *testing.F) {
 				if len(e.Addresses) == 0 {
 					t.Fatalf("exported endpoint without addresses: %+v", s)
 				}
+				if hbone := e.Tunnel == causewayv1alpha1.EndpointTunnelHBONE; hbone != hboneFuzz("", e.TargetPod) {
+					t.Fatalf("endpoint of pod %q has tunnel %q", e.TargetPod, e.Tunnel)
+				}
 			}
 		}
 		rev := slices.Clone(eps)
 		slices.Reverse(rev)
-		if got := serviceexport.BuildRecord("east", se, svc, rev); !reflect.DeepEqual(got, want) {
+		if got := serviceexport.BuildRecord("east", se, svc, rev, hboneFuzz); !reflect.DeepEqual(got, want) {
 			t.Fatalf("BuildRecord depends on the order of slices:\n   in order %+v\n   reversed %+v", want.EndpointSlices, got.EndpointSlices)
 		}
 	})

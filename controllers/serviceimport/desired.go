@@ -10,6 +10,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 // LabelManagedBy marks the ServiceImports the agent owns.
@@ -76,11 +77,16 @@ func DesiredImport(gs *causewayv1alpha1.GlobalService, ip netip.Addr) *mcsv1beta
 	return si
 }
 
-// DesiredSlices decides the EndpointSlices of an import: one per source
-// cluster and exported group of endpoints, named deterministically, so a
-// re-run yields the same objects. A slice is labelled
-// topology.kubernetes.io/region with its source cluster's region, when the
-// cluster has one.
+// DesiredSlices decides the EndpointSlices of an import: per source
+// cluster and exported group of endpoints, one slice of the endpoints that
+// take plain connections and one, labelled xdsconv.LabelTunnel=TunnelHBONE,
+// of those whose pods accept HBONE tunnels (an EndpointSlice has no field
+// per endpoint for it) — each only if it has endpoints, except that a group
+// without endpoints still gets its plain slice. Slices are named
+// deterministically, so a re-run yields the same objects. A slice is
+// labelled topology.kubernetes.io/region with its source cluster's region,
+// when the cluster has one. Tunnel values this version does not know count
+// as plain.
 func DesiredSlices(gs *causewayv1alpha1.GlobalService) []*discoveryv1.EndpointSlice {
 	spec := &gs.Spec
 	var out []*discoveryv1.EndpointSlice
@@ -89,49 +95,75 @@ func DesiredSlices(gs *causewayv1alpha1.GlobalService) []*discoveryv1.EndpointSl
 			continue
 		}
 		for i, s := range c.EndpointSlices {
-			es := &discoveryv1.EndpointSlice{
-				ObjectMeta: metav1.ObjectMeta{
-					Namespace: spec.Service.Namespace,
-					Name:      sliceName(spec.Service.Name, c.Name, i),
-					Labels: map[string]string{
-						mcsv1beta1.LabelServiceName:   spec.Service.Name,
-						mcsv1beta1.LabelSourceCluster: c.Name,
-						discoveryv1.LabelManagedBy:    causewayv1alpha1.ManagedByAgent,
-					},
-				},
-				AddressType: discoveryv1.AddressType(s.AddressType),
-			}
-			if c.Region != "" {
-				// The xDS translation reads the source cluster's region
-				// here to build localities; endpoints carry only zones.
-				es.Labels[corev1.LabelTopologyRegion] = c.Region
-			}
-			for _, p := range s.Ports {
-				es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: new(p.Name), Protocol: new(p.Protocol), Port: new(p.Port), AppProtocol: p.AppProtocol})
-			}
+			var plain, hbone []causewayv1alpha1.ExportedEndpoint
 			for _, e := range s.Endpoints {
-				ep := discoveryv1.Endpoint{
-					Addresses:  append([]string(nil), e.Addresses...),
-					Conditions: discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)},
+				if e.Tunnel == causewayv1alpha1.EndpointTunnelHBONE {
+					hbone = append(hbone, e)
+				} else {
+					plain = append(plain, e)
 				}
-				if e.Hostname != "" {
-					ep.Hostname = new(e.Hostname)
-				}
-				if e.Zone != "" {
-					ep.Zone = new(e.Zone)
-				}
-				es.Endpoints = append(es.Endpoints, ep)
 			}
-			out = append(out, es)
+			if len(plain) > 0 || len(hbone) == 0 {
+				out = append(out, importSlice(spec, &c, &s, sliceName(spec.Service.Name, c.Name, i), plain, false))
+			}
+			if len(hbone) > 0 {
+				out = append(out, importSlice(spec, &c, &s, sliceName(spec.Service.Name, c.Name, i)+hboneSuffix, hbone, true))
+			}
 		}
 	}
 	return out
 }
 
-// sliceName is "<service>.<cluster>.<i>". Service and cluster names are
-// DNS labels (no dots), so the name is a valid DNS subdomain, unique per
-// service and source cluster, and never one the EndpointSlice controller
-// generates (those have no dots).
+// hboneSuffix ends the names of the slices of HBONE-capable endpoints.
+const hboneSuffix = ".hbone"
+
+// importSlice is the slice named name of endpoints eps of group s of
+// cluster c.
+func importSlice(spec *causewayv1alpha1.GlobalServiceSpec, c *causewayv1alpha1.GlobalServiceCluster, s *causewayv1alpha1.ExportedEndpointSlice, name string, eps []causewayv1alpha1.ExportedEndpoint, hbone bool) *discoveryv1.EndpointSlice {
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: spec.Service.Namespace,
+			Name:      name,
+			Labels: map[string]string{
+				mcsv1beta1.LabelServiceName:   spec.Service.Name,
+				mcsv1beta1.LabelSourceCluster: c.Name,
+				discoveryv1.LabelManagedBy:    causewayv1alpha1.ManagedByAgent,
+			},
+		},
+		AddressType: discoveryv1.AddressType(s.AddressType),
+	}
+	if c.Region != "" {
+		// The xDS translation reads the source cluster's region here to
+		// build localities; endpoints carry only zones.
+		es.Labels[corev1.LabelTopologyRegion] = c.Region
+	}
+	if hbone {
+		// The xDS translation marks these endpoints for HBONE.
+		es.Labels[xdsconv.LabelTunnel] = xdsconv.TunnelHBONE
+	}
+	for _, p := range s.Ports {
+		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: new(p.Name), Protocol: new(p.Protocol), Port: new(p.Port), AppProtocol: p.AppProtocol})
+	}
+	for _, e := range eps {
+		ep := discoveryv1.Endpoint{
+			Addresses:  append([]string(nil), e.Addresses...),
+			Conditions: discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)},
+		}
+		if e.Hostname != "" {
+			ep.Hostname = new(e.Hostname)
+		}
+		if e.Zone != "" {
+			ep.Zone = new(e.Zone)
+		}
+		es.Endpoints = append(es.Endpoints, ep)
+	}
+	return es
+}
+
+// sliceName is "<service>.<cluster>.<i>" (the HBONE slice of a group adds
+// hboneSuffix). Service and cluster names are DNS labels (no dots), so the
+// name is a valid DNS subdomain, unique per service and source cluster, and
+// never one the EndpointSlice controller generates (those have no dots).
 func sliceName(service, cluster string, i int) string {
 	return fmt.Sprintf("%s.%s.%d", service, cluster, i)
 }

@@ -3,15 +3,18 @@ package serviceimport_test
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/serviceimport"
+	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
 var (
@@ -43,6 +46,9 @@ func globalService(mod func(*causewayv1alpha1.GlobalServiceSpec)) *causewayv1alp
 			{Name: "east", EndpointSlices: []causewayv1alpha1.ExportedEndpointSlice{v4Group, v6Group}},
 		},
 	}}
+	// A deep copy: the groups' endpoints must not share v4Group's arrays,
+	// which a mod would change for every later test.
+	gs = gs.DeepCopy()
 	if mod != nil {
 		mod(&gs.Spec)
 	}
@@ -234,6 +240,50 @@ func TestDesiredSlices(t *testing.T) {
 		"no clusters": {
 			gs: globalService(func(s *causewayv1alpha1.GlobalServiceSpec) { s.Clusters = nil }),
 		},
+		"HBONE-capable endpoints go to a slice of their own, labelled": {
+			gs: globalService(func(s *causewayv1alpha1.GlobalServiceSpec) {
+				s.Clusters[1].EndpointSlices[0].Endpoints[1].Tunnel = causewayv1alpha1.EndpointTunnelHBONE
+			}),
+			want: func() []*discoveryv1.EndpointSlice {
+				plain, tunnelled := v4("hello.east.0", "east"), v4("hello.east.0.hbone", "east")
+				plain.Endpoints = plain.Endpoints[:1]
+				tunnelled.Endpoints = tunnelled.Endpoints[1:]
+				tunnelled.Labels[xdsconv.LabelTunnel] = xdsconv.TunnelHBONE
+				return []*discoveryv1.EndpointSlice{v4("hello.west.0", "west"), plain, tunnelled, v6("hello.east.1", "east")}
+			}(),
+		},
+		"a group whose endpoints all take HBONE has no plain slice": {
+			gs: globalService(func(s *causewayv1alpha1.GlobalServiceSpec) {
+				s.Clusters[0].Region = "eu-west"
+				for i := range s.Clusters[0].EndpointSlices[0].Endpoints {
+					s.Clusters[0].EndpointSlices[0].Endpoints[i].Tunnel = causewayv1alpha1.EndpointTunnelHBONE
+				}
+			}),
+			want: func() []*discoveryv1.EndpointSlice {
+				west := v4("hello.west.0.hbone", "west")
+				west.Labels[corev1.LabelTopologyRegion] = "eu-west"
+				west.Labels[xdsconv.LabelTunnel] = xdsconv.TunnelHBONE
+				return []*discoveryv1.EndpointSlice{west, v4("hello.east.0", "east"), v6("hello.east.1", "east")}
+			}(),
+		},
+		"a tunnel this version does not know counts as plain": {
+			gs: globalService(func(s *causewayv1alpha1.GlobalServiceSpec) {
+				s.Clusters[0].EndpointSlices[0].Endpoints[0].Tunnel = "GENEVE"
+				s.Clusters[0].EndpointSlices[0].Endpoints[1].Tunnel = "hbone"
+			}),
+			want: []*discoveryv1.EndpointSlice{v4("hello.west.0", "west"), v4("hello.east.0", "east"), v6("hello.east.1", "east")},
+		},
+		"a group without endpoints keeps its plain slice": {
+			gs: globalService(func(s *causewayv1alpha1.GlobalServiceSpec) {
+				s.Clusters = s.Clusters[1:]
+				s.Clusters[0].EndpointSlices[1].Endpoints = nil
+			}),
+			want: func() []*discoveryv1.EndpointSlice {
+				empty := v6("hello.east.1", "east")
+				empty.Endpoints = nil
+				return []*discoveryv1.EndpointSlice{v4("hello.east.0", "east"), empty}
+			}(),
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -261,5 +311,65 @@ func TestDesiredSlices(t *testing.T) {
 				t.Error("editing the slices changed the GlobalService")
 			}
 		})
+	}
+}
+
+// TestDesiredSlicesStable: the same GlobalService always yields the same
+// slices, whatever moves between the plain and the HBONE slice of a group,
+// with names unique within the import — so the controller, which compares
+// before it writes, writes nothing on a re-run and touches only the slices
+// whose endpoints changed.
+func TestDesiredSlicesStable(t *testing.T) {
+	gs := globalService(func(s *causewayv1alpha1.GlobalServiceSpec) {
+		s.Clusters[1].EndpointSlices[0].Endpoints[0].Tunnel = causewayv1alpha1.EndpointTunnelHBONE
+		s.Clusters[1].EndpointSlices[1].Endpoints[0].Tunnel = causewayv1alpha1.EndpointTunnelHBONE
+	})
+	first := serviceimport.DesiredSlices(gs)
+	if again := serviceimport.DesiredSlices(gs.DeepCopy()); !reflect.DeepEqual(first, again) {
+		t.Fatal("DesiredSlices is not deterministic")
+	}
+	names := map[string]bool{}
+	for _, s := range first {
+		if names[s.Name] {
+			t.Errorf("slice name %s used twice", s.Name)
+		}
+		names[s.Name] = true
+		if errs := validation.IsDNS1123Subdomain(s.Name); len(errs) > 0 {
+			t.Errorf("slice name %s: %v", s.Name, errs)
+		}
+		hbone := s.Labels[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE
+		if hbone != strings.HasSuffix(s.Name, ".hbone") {
+			t.Errorf("slice %s labelled %q", s.Name, s.Labels[xdsconv.LabelTunnel])
+		}
+	}
+	want := "hello.west.0 hello.east.0 hello.east.0.hbone hello.east.1.hbone"
+	var got []string
+	for _, s := range first {
+		got = append(got, s.Name)
+	}
+	if strings.Join(got, " ") != want {
+		t.Errorf("slices %v, want %s", got, want)
+	}
+
+	// A pod of east's group 0 starts to accept HBONE: only that group's
+	// two slices change.
+	gs.Spec.Clusters[1].EndpointSlices[0].Endpoints[1].Tunnel = causewayv1alpha1.EndpointTunnelHBONE
+	next := serviceimport.DesiredSlices(gs)
+	byName := map[string]*discoveryv1.EndpointSlice{}
+	for _, s := range next {
+		byName[s.Name] = s
+	}
+	for _, s := range first {
+		n, ok := byName[s.Name]
+		changed := !ok || !reflect.DeepEqual(s, n)
+		if wantChanged := s.Name == "hello.east.0" || s.Name == "hello.east.0.hbone"; changed != wantChanged {
+			t.Errorf("slice %s changed = %v, want %v", s.Name, changed, wantChanged)
+		}
+	}
+	if _, ok := byName["hello.east.0"]; ok {
+		t.Error("hello.east.0 still wanted with no plain endpoints left")
+	}
+	if n := len(byName["hello.east.0.hbone"].Endpoints); n != 2 {
+		t.Errorf("hello.east.0.hbone has %d endpoints, want 2", n)
 	}
 }

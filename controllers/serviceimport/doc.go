@@ -1,9 +1,12 @@
 // Package serviceimport is the agent's import controller: it realises each
 // GlobalService of the hub in its member cluster as an MCS ServiceImport
 // (type, union of ports, session affinity, a ClusterSetIP from the agent's
-// range, status.clusters) and one EndpointSlice per source cluster,
+// range, status.clusters) and EndpointSlices per source cluster,
 // labelled multicluster.kubernetes.io/service-name and
-// multicluster.kubernetes.io/source-cluster and managed by the agent.
+// multicluster.kubernetes.io/source-cluster and managed by the agent. The
+// endpoints whose pods accept HBONE tunnels (ExportedEndpoint.Tunnel) are
+// kept in slices of their own, labelled causeway.dev/tunnel=hbone, which
+// the xDS translation turns into endpoint metadata.
 //
 // Namespace sameness: a service is imported only where its namespace
 // exists, and appears when the namespace is created.

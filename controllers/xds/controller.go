@@ -24,6 +24,7 @@ import (
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/linkplan"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
@@ -58,6 +59,15 @@ type Controller struct {
 	Clock clock.Clock
 	// Logger; from the context when zero.
 	Logger logr.Logger
+	// LinkPlan, when set, is where the member's link plan comes from (the
+	// hub); gateways get one cluster per peer of it. Nil: no links.
+	LinkPlan *LinkPlanSource
+
+	// planSynced reports whether the link plan's informer has synced;
+	// nil without LinkPlan. planLogged is the last unusable plan logged
+	// (its resourceVersion and error), so each is logged once.
+	planSynced func() bool
+	planLogged string
 
 	// served records which optional kinds (Gateway API, TrafficPolicy) the
 	// API server serves; absent ones are read as empty.
@@ -65,6 +75,18 @@ type Controller struct {
 	// syncMu serialises rounds, so an older result never overwrites a
 	// newer one.
 	syncMu sync.Mutex
+}
+
+// LinkPlanSource is where the Controller reads the member's link plan:
+// the ConfigMap linkplan.ConfigMapName (key linkplan.ConfigMapKey) in the
+// member's hub namespace, through the hub cluster's informer cache.
+type LinkPlanSource struct {
+	// Cache is the hub cluster's informer cache. It should hold only that
+	// ConfigMap (namespace and field selector): the agent may read no
+	// other.
+	Cache cache.Cache
+	// Namespace is the member's hub namespace.
+	Namespace string
 }
 
 // watched are the kinds the controller reads, with whether each may be
@@ -148,8 +170,19 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 		served[gvk.GroupKind()] = true
 	}
+	var planSynced func() bool
+	if c.LinkPlan != nil {
+		var err error
+		if planSynced, err = c.watchLinkPlan(ctx, poke); err != nil {
+			if ctx.Err() != nil {
+				return nil //nolint:nilerr // stopped while starting: not a failure
+			}
+			return err
+		}
+	}
 	c.syncMu.Lock()
 	c.served = served
+	c.planSynced = planSynced
 	c.syncMu.Unlock()
 	// A sidecar that takes HBONE connecting or going changes how others
 	// reach its pod.
@@ -351,5 +384,84 @@ func (c *Controller) gather(ctx context.Context) (*translate.Inputs, error) {
 		}
 		in.HBONEPods[pod] = true
 	}
+	in.LinkPlan = c.linkPlan(ctx)
 	return in, nil
+}
+
+// watchLinkPlan watches the link plan's ConfigMap without waiting for the
+// hub: the member's own configuration must not wait on it (the hub may be
+// down, or the agent's RBAC from an older join may not cover ConfigMaps).
+// It pokes on every change of the plan and once the informer has synced.
+func (c *Controller) watchLinkPlan(ctx context.Context, poke func()) (synced func() bool, err error) {
+	inf, err := c.LinkPlan.Cache.GetInformer(ctx, &corev1.ConfigMap{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return nil, fmt.Errorf("watch the link plan: %w", err)
+	}
+	isPlan := func(obj any) bool {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		cm, ok := obj.(*corev1.ConfigMap)
+		return !ok || (cm.Namespace == c.LinkPlan.Namespace && cm.Name == linkplan.ConfigMapName)
+	}
+	reg, err := inf.AddEventHandler(toolscache.FilteringResourceEventHandler{
+		FilterFunc: isPlan,
+		Handler: toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { poke() },
+			UpdateFunc: func(any, any) { poke() },
+			DeleteFunc: func(any) { poke() },
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch the link plan: %w", err)
+	}
+	go func() {
+		// A round that ran before the sync read no plan: run another.
+		if toolscache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+			poke()
+		}
+	}()
+	return reg.HasSynced, nil
+}
+
+// linkPlan reads the member's link plan; nil when there is none (yet), or
+// when it is unusable, which is logged once per version of the ConfigMap:
+// a bad plan costs the gateway its links, never the rest of the
+// configuration.
+func (c *Controller) linkPlan(ctx context.Context) *linkplan.Plan {
+	if c.LinkPlan == nil || c.planSynced == nil || !c.planSynced() {
+		return nil
+	}
+	var cm corev1.ConfigMap
+	key := client.ObjectKey{Namespace: c.LinkPlan.Namespace, Name: linkplan.ConfigMapName}
+	if err := c.LinkPlan.Cache.Get(ctx, key, &cm); err != nil {
+		if !apierrors.IsNotFound(err) {
+			c.logPlanOnce(ctx, "", fmt.Errorf("read ConfigMap %s on the hub: %w", key, err))
+		}
+		return nil
+	}
+	data, ok := cm.Data[linkplan.ConfigMapKey]
+	if !ok {
+		c.logPlanOnce(ctx, cm.ResourceVersion, fmt.Errorf("ConfigMap %s on the hub has no key %s", key, linkplan.ConfigMapKey))
+		return nil
+	}
+	plan, err := linkplan.Parse([]byte(data))
+	if err == nil && plan.Cluster != c.ClusterName {
+		err = fmt.Errorf("the plan is for cluster %q, not %q", plan.Cluster, c.ClusterName)
+	}
+	if err != nil {
+		c.logPlanOnce(ctx, cm.ResourceVersion, fmt.Errorf("ConfigMap %s on the hub: %w", key, err))
+		return nil
+	}
+	c.planLogged = ""
+	return &plan
+}
+
+// logPlanOnce logs why the link plan is not used, once per version and
+// reason. Callers hold syncMu.
+func (c *Controller) logPlanOnce(ctx context.Context, version string, err error) {
+	if k := version + "\x00" + err.Error(); k != c.planLogged {
+		c.planLogged = k
+		logr.FromContextOrDiscard(ctx).Error(err, "link plan unusable; the gateway gets no links until the hub writes a valid one", "cluster", c.ClusterName)
+	}
 }

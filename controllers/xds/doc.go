@@ -24,7 +24,12 @@
 // translated: the Server looks up a sidecar's pod in the cache (the
 // Controller gives it the lookup when it starts), and only pod changes
 // that can change a sidecar's inbound configuration (pods coming and
-// going, labels, container ports) start a round.
+// going, labels, container ports) start a round. With a LinkPlanSource the
+// Controller also watches the member's link plan on the hub (the
+// ConfigMap causeway-link-plan in its hub namespace, through the hub
+// cache, without waiting for the hub) and translates it into the
+// gateway's link clusters; a plan that does not parse, or names another
+// cluster, is logged once and read as no plan.
 //
 // The Server is go-control-plane's server, registered as the Aggregated
 // Discovery Service (state of the world and delta) and as the per-type
@@ -32,7 +37,8 @@
 // Server callbacks learn each node from the first request of its first
 // stream and give it a snapshot at once. A node is a proxyless gRPC client
 // when it has no causeway.dev/mode metadata and its user agent starts with
-// "gRPC"; otherwise it is a proxy.
+// "gRPC"; a gateway when causeway.dev/mode is "gateway"; otherwise it is
+// a proxy.
 //
 // Proxies share one set of resources, served from a cache in ADS mode,
 // which holds each response until the request names every resource of
@@ -45,7 +51,9 @@
 // sidecars of pods of one shape share one snapshot, so a round costs about
 // one snapshot per shape, not per sidecar. A sidecar whose pod is not in
 // the cache yet gets the shared snapshot; the pod's arrival starts a round
-// that adds its inbound configuration.
+// that adds its inbound configuration. Gateways get the shared snapshot
+// plus the link clusters (translate.Result.Links), built once per round
+// the same way.
 // Proxyless nodes are served from a cache not in ADS mode: gRPC opens one
 // ADS stream per channel target, all with the same node, each naming only
 // its listener, and the ADS-mode cache would never answer them (the
@@ -68,7 +76,11 @@
 // (the agent's --xds-addr=""). Proxies with an identity get xDS on the
 // SDS port (Register on identity's server): TLS, every stream
 // authenticated by its token, and every node checked against it as SDS
-// nodes are (identity.CheckNode), or PermissionDenied.
+// nodes are (identity.CheckNode), or PermissionDenied. A gateway node is
+// served only there, and only to the ServiceAccount
+// causeway-system/causeway-gateway: on the plaintext port, or with any
+// other token, a node saying causeway.dev/mode=gateway is refused with
+// PermissionDenied and a message saying why.
 //
 // go-control-plane's cache answers a NACK by resending the same version
 // (https://github.com/envoyproxy/go-control-plane/issues/962); clients

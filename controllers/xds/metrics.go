@@ -18,7 +18,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "causeway_xds_connected_proxies",
-			Help: "Nodes with at least one open xDS stream, by kind (proxy or proxyless).",
+			Help: "Nodes with at least one open xDS stream, by kind (proxy, proxyless or gateway).",
 		}, []string{"kind"}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_xds_pushes_total",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,8 @@ type Server struct {
 	// proxySnap is the snapshot of every proxy without inbound
 	// configuration, shared by them.
 	proxySnap *cachev3.Snapshot
+	// gatewaySnap is the gateways' snapshot: proxySnap with the links.
+	gatewaySnap *cachev3.Snapshot
 	// inbound builds sidecars' inbound resources; sidecars caches the
 	// snapshots built from them, by the (shared) inbound listener, until
 	// the next Update.
@@ -108,8 +111,8 @@ type Server struct {
 	streams map[streamKey]*stream
 	// registered counts Register calls, numbering their servers.
 	registered int
-	// onHBONE is told when HBONEPods changes (see OnHBONEPodsChanged).
-	onHBONE func()
+	// onHBONE are told when HBONEPods changes (see OnHBONEPodsChanged).
+	onHBONE []func()
 }
 
 // node is an xDS client known by its node ID.
@@ -130,6 +133,9 @@ type node struct {
 	// pod is the workload of a sidecar (empty for other nodes): it gets
 	// inbound configuration for that pod.
 	pod ktypes.NamespacedName
+	// admin is a gateway's admin address (node metadata
+	// xdsconv.NodeMetaAdmin), where its links' state is read.
+	admin string
 	// owner is the namespace/serviceaccount of the authenticated caller
 	// whose stream created the node, or "" for the plaintext port; only
 	// streams of the same owner may use the node ID.
@@ -217,6 +223,7 @@ func NewServer(opts Options) (*Server, error) {
 		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return Kind(r.GetNode()).String() },
 		Caches: map[string]cachev3.Cache{
 			translate.Proxy.String():     s.proxyCache,
+			translate.Gateway.String():   s.proxyCache,
 			translate.Proxyless.String(): s.proxylessCache,
 		},
 	}
@@ -324,9 +331,15 @@ func (s *Server) Update(res *translate.Result) error {
 		s.log.Error(err, "inconsistent proxy snapshot not set; proxies keep their previous ones")
 		return fmt.Errorf("proxy snapshot: %w", err)
 	}
+	// Gateways get the same with their links.
+	gatewaySnap, err := proxy.withExtra(proxySnap, res.Links, "link")
+	if err != nil {
+		s.log.Error(err, "gateway snapshot not built; gateways keep their previous ones")
+		return fmt.Errorf("gateway snapshot: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.proxy, s.proxyless, s.proxySnap = proxy, proxyless, proxySnap
+	s.proxy, s.proxyless, s.proxySnap, s.gatewaySnap = proxy, proxyless, proxySnap, gatewaySnap
 	s.inbound, s.sidecars = res.Inbound, map[*listenerv3.Listener]*cachev3.Snapshot{}
 	var errs []error
 	for _, n := range s.nodes {
@@ -357,13 +370,16 @@ func (s *Server) setSnapshot(n *node) error {
 		return nil // nothing translated yet
 	}
 	var snap *cachev3.Snapshot
-	if n.kind == translate.Proxyless {
+	switch n.kind {
+	case translate.Proxyless:
 		snap = ix.snapshot(ix.subset(n.sub))
 		if err := snap.Consistent(); err != nil {
 			s.log.Error(err, "inconsistent snapshot not set; the node keeps its previous one", "node", n.id, "kind", n.kind.String())
 			return fmt.Errorf("snapshot for node %s: %w", n.id, err)
 		}
-	} else {
+	case translate.Gateway:
+		snap = s.gatewaySnap
+	default:
 		var err error
 		if snap, err = s.proxySnapshot(n); err != nil {
 			s.log.Error(err, "sidecar snapshot not set; the node keeps its previous one", "node", n.id, "pod", n.pod.String())
@@ -424,10 +440,15 @@ func sidecarPod(n *corev3.Node) ktypes.NamespacedName {
 	return ktypes.NamespacedName{Namespace: ns, Name: pod}
 }
 
-// Kind is how a node is served: a proxy unless it looks like a proxyless
-// gRPC client (no causeway.dev/mode metadata and a gRPC user agent).
+// Kind is how a node is served: a gateway when its causeway.dev/mode
+// metadata says so (served only to the gateway's ServiceAccount: see
+// checkGateway), a proxy unless it looks like a proxyless gRPC client (no
+// causeway.dev/mode metadata and a gRPC user agent).
 func Kind(n *corev3.Node) translate.NodeKind {
-	if _, ok := n.GetMetadata().GetFields()[xdsconv.NodeMetaMode]; ok {
+	if mode, ok := n.GetMetadata().GetFields()[xdsconv.NodeMetaMode]; ok {
+		if mode.GetStringValue() == xdsconv.ModeGateway {
+			return translate.Gateway
+		}
 		return translate.Proxy
 	}
 	if strings.HasPrefix(n.GetUserAgentName(), "gRPC") {
@@ -462,10 +483,13 @@ func (s *Server) callbacks(server int) serverv3.Callbacks {
 			})
 		},
 		FetchRequestFunc: func(ctx context.Context, req *discoverygrpc.DiscoveryRequest) error {
-			if caller, ok := identity.CallerFrom(ctx); ok {
-				return s.authorize(caller, req.GetNode())
+			caller, ok := identity.CallerFrom(ctx)
+			if ok {
+				if err := s.authorize(caller, req.GetNode()); err != nil {
+					return err
+				}
 			}
-			return nil
+			return s.checkGateway(caller, req.GetNode())
 		},
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
 			s.metrics.push(resp.GetTypeUrl())
@@ -483,6 +507,36 @@ func (s *Server) authorize(caller *identity.Caller, cn *corev3.Node) error {
 		return err
 	}
 	return nil
+}
+
+// checkGateway refuses a node that says it is a gateway
+// (xdsconv.NodeMetaMode = ModeGateway) unless its stream is authenticated
+// as the gateway's ServiceAccount: the gateway's configuration says which
+// clusters it links to and where their gateways are, and the gateway
+// alone needs it. caller is nil on the plaintext port.
+func (s *Server) checkGateway(caller *identity.Caller, cn *corev3.Node) error {
+	if Kind(cn) != translate.Gateway {
+		return nil
+	}
+	var err error
+	switch {
+	case caller == nil:
+		err = status.Errorf(codes.PermissionDenied,
+			"node %q has %s=%s, but gateways are served only on the agent's authenticated xDS port (its SDS address), with a token of ServiceAccount %s/%s; this port is plaintext",
+			cn.GetId(), xdsconv.NodeMetaMode, xdsconv.ModeGateway, xdsconv.GatewayNamespace, xdsconv.GatewayServiceAccount)
+	case caller.Namespace != xdsconv.GatewayNamespace || caller.ServiceAccount != xdsconv.GatewayServiceAccount:
+		err = status.Errorf(codes.PermissionDenied,
+			"node %q has %s=%s, but its token is ServiceAccount %s/%s; only %s/%s may be the gateway",
+			cn.GetId(), xdsconv.NodeMetaMode, xdsconv.ModeGateway, caller.Namespace, caller.ServiceAccount, xdsconv.GatewayNamespace, xdsconv.GatewayServiceAccount)
+	default:
+		return nil
+	}
+	who := "plaintext"
+	if caller != nil {
+		who = caller.String()
+	}
+	s.log.Info("xDS stream refused: not the gateway's identity", "node", cn.GetId(), "caller", who)
+	return err
 }
 
 func setOf(names []string) map[string]bool {
@@ -519,6 +573,11 @@ func (s *Server) request(k streamKey, cn *corev3.Node, typeURL, version string, 
 			return err
 		}
 	}
+	if cn != nil || st.node == nil {
+		if err := s.checkGateway(st.caller, cn); err != nil {
+			return err
+		}
+	}
 	if st.node == nil {
 		if cn.GetId() == "" {
 			return status.Error(codes.InvalidArgument, "the first request of a stream must carry a node with an id")
@@ -540,13 +599,16 @@ func (s *Server) request(k streamKey, cn *corev3.Node, typeURL, version string, 
 			// say its pod takes tunnels: a plaintext claim would let anyone
 			// send a pod's clients into tunnels to nowhere.
 			n.hbone = owner != "" && n.pod.Name != "" && cn.GetMetadata().GetFields()[xdsconv.NodeMetaHBONE].GetStringValue() == "true"
+			if n.kind == translate.Gateway {
+				n.admin = cn.GetMetadata().GetFields()[xdsconv.NodeMetaAdmin].GetStringValue()
+			}
 			s.nodes[n.id] = n
 			s.log.V(1).Info("node connected", "node", n.id, "kind", n.kind.String(), "userAgent", cn.GetUserAgentName())
 		}
 		if n.streams == 0 {
 			s.metrics.connected.WithLabelValues(n.kind.String()).Inc()
-			if n.hbone && s.onHBONE != nil {
-				s.onHBONE()
+			if n.hbone {
+				s.hboneChanged()
 			}
 		}
 		n.streams++
@@ -630,8 +692,8 @@ func (s *Server) closeStream(k streamKey) {
 		return
 	}
 	s.metrics.connected.WithLabelValues(n.kind.String()).Dec()
-	if n.hbone && s.onHBONE != nil {
-		s.onHBONE()
+	if n.hbone {
+		s.hboneChanged()
 	}
 	gen := n.generation
 	n.forget = s.clock.AfterFunc(s.forget, func() {
@@ -646,13 +708,41 @@ func (s *Server) closeStream(k streamKey) {
 	})
 }
 
-// OnHBONEPodsChanged sets f to be called (with the server's lock held: it
-// must not block or call the server) when a sidecar that accepts HBONE
-// connects or goes, so that the caller re-translates.
+// OnHBONEPodsChanged adds f to the functions called (with the server's
+// lock held: they must not block or call the server) when a sidecar that
+// accepts HBONE connects or goes, so that callers re-translate or
+// re-export.
 func (s *Server) OnHBONEPodsChanged(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.onHBONE = f
+	s.onHBONE = append(s.onHBONE, f)
+}
+
+func (s *Server) hboneChanged() {
+	for _, f := range s.onHBONE {
+		f()
+	}
+}
+
+// GatewayNode is a connected east-west gateway.
+type GatewayNode struct {
+	// Node is its xDS node ID; Admin its admin address (may be empty).
+	Node, Admin string
+}
+
+// Gateways returns the gateways with a stream open now, sorted by node
+// ID.
+func (s *Server) Gateways() []GatewayNode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []GatewayNode
+	for _, n := range s.nodes {
+		if n.kind == translate.Gateway && n.streams > 0 {
+			out = append(out, GatewayNode{Node: n.id, Admin: n.admin})
+		}
+	}
+	slices.SortFunc(out, func(a, b GatewayNode) int { return strings.Compare(a.Node, b.Node) })
+	return out
 }
 
 // HBONEPods returns the pods ("namespace/name") whose sidecars accept

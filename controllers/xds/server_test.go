@@ -387,13 +387,18 @@ func TestKind(t *testing.T) {
 		node *corev3.Node
 		want translate.NodeKind
 	}{
-		"gRPC without mode":      {&corev3.Node{Id: "a", UserAgentName: "gRPC Go"}, translate.Proxyless},
-		"gRPC Java":              {&corev3.Node{Id: "a", UserAgentName: "gRPC Java"}, translate.Proxyless},
-		"gRPC with a mode":       {&corev3.Node{Id: "a", UserAgentName: "gRPC Go", Metadata: proxyNode("a").Metadata}, translate.Proxy},
-		"causeway-proxy":         {proxyNode("a"), translate.Proxy},
-		"Envoy":                  {&corev3.Node{Id: "a", UserAgentName: "envoy"}, translate.Proxy},
-		"no user agent at all":   {&corev3.Node{Id: "a"}, translate.Proxy},
-		"lower-case grpc is not": {&corev3.Node{Id: "a", UserAgentName: "grpc-go"}, translate.Proxy},
+		"gRPC without mode":       {&corev3.Node{Id: "a", UserAgentName: "gRPC Go"}, translate.Proxyless},
+		"gRPC Java":               {&corev3.Node{Id: "a", UserAgentName: "gRPC Java"}, translate.Proxyless},
+		"gRPC with a mode":        {&corev3.Node{Id: "a", UserAgentName: "gRPC Go", Metadata: proxyNode("a").Metadata}, translate.Proxy},
+		"causeway-proxy":          {proxyNode("a"), translate.Proxy},
+		"Envoy":                   {&corev3.Node{Id: "a", UserAgentName: "envoy"}, translate.Proxy},
+		"no user agent at all":    {&corev3.Node{Id: "a"}, translate.Proxy},
+		"lower-case grpc is not":  {&corev3.Node{Id: "a", UserAgentName: "grpc-go"}, translate.Proxy},
+		"gateway":                 {gatewayNode("a", "causeway-system", "causeway-gateway"), translate.Gateway},
+		"gateway with gRPC agent": {&corev3.Node{Id: "a", UserAgentName: "gRPC Go", Metadata: gatewayNode("a", "", "").Metadata}, translate.Gateway},
+		"other modes are proxies": {&corev3.Node{Id: "a", Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			xdsconv.NodeMetaMode: structpb.NewStringValue("Gateway"),
+		}}}, translate.Proxy},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

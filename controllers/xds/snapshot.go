@@ -165,12 +165,18 @@ func (ix *indexed) snapshot(rs translate.Resources) *cachev3.Snapshot {
 }
 
 // withInbound returns base (the snapshot of all of ix) with a sidecar's
-// inbound listener and clusters added. Only the listener and cluster
-// types get new resource maps and versions; the others are base's,
-// shared. Inbound resources must be self-contained (inline routes, no EDS
-// clusters), so that adding them keeps base consistent; a name that base
-// already has is an error.
+// inbound listener and clusters added (see withExtra).
 func (ix *indexed) withInbound(base *cachev3.Snapshot, in translate.Resources) (*cachev3.Snapshot, error) {
+	return ix.withExtra(base, in, "inbound")
+}
+
+// withExtra returns base with more listeners and clusters added: a
+// sidecar's inbound ones, or a gateway's links. Only the listener and
+// cluster types get new resource maps and versions; the others are
+// base's, shared. The added resources must be self-contained (inline
+// routes, no EDS clusters), so that adding them keeps base consistent; a
+// name that base already has is an error. what names them in errors.
+func (ix *indexed) withExtra(base *cachev3.Snapshot, in translate.Resources, what string) (*cachev3.Snapshot, error) {
 	out := &cachev3.Snapshot{Resources: base.Resources}
 	var self [types.UnknownType]cachev3.Resources
 	opts := proto.MarshalOptions{Deterministic: true}
@@ -179,7 +185,7 @@ func (ix *indexed) withInbound(base *cachev3.Snapshot, in translate.Resources) (
 			continue
 		}
 		if typ != resource.ListenerType && typ != resource.ClusterType {
-			return nil, fmt.Errorf("inbound %s resources are not supported", typ)
+			return nil, fmt.Errorf("%s %s resources are not supported", what, typ)
 		}
 		i := cachev3.GetResponseType(typ)
 		items := make(map[string]types.ResourceWithTTL, len(base.Resources[i].Items)+len(in[typ]))
@@ -190,7 +196,7 @@ func (ix *indexed) withInbound(base *cachev3.Snapshot, in translate.Resources) (
 		for _, r := range in[typ] {
 			name := cachev3.GetResourceName(r)
 			if _, dup := items[name]; dup {
-				return nil, fmt.Errorf("inbound %s %q is also an outbound one", typ, name)
+				return nil, fmt.Errorf("%s %s %q is also an outbound one", what, typ, name)
 			}
 			b, err := opts.Marshal(r)
 			if err != nil {
@@ -206,7 +212,7 @@ func (ix *indexed) withInbound(base *cachev3.Snapshot, in translate.Resources) (
 	}
 	for typ, names := range cachev3.GetAllResourceReferences(self) {
 		if len(names) > 0 {
-			return nil, fmt.Errorf("inbound resources refer to %s resources %v; they must be self-contained", typ, slices.Sorted(maps.Keys(names)))
+			return nil, fmt.Errorf("%s resources refer to %s resources %v; they must be self-contained", what, typ, slices.Sorted(maps.Keys(names)))
 		}
 	}
 	return out, nil

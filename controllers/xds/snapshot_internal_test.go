@@ -16,6 +16,7 @@ import (
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/linkplan"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
@@ -270,5 +271,85 @@ func TestWithInboundRefusesConflictsAndReferences(t *testing.T) {
 	routes := translate.Resources{resource.RouteType: {res.Proxy[resource.RouteType][0]}}
 	if _, err := ix.withInbound(base, routes); err == nil {
 		t.Error("inbound route configurations accepted")
+	}
+}
+
+// TestGatewaySnapshots: gateways share one snapshot, the proxies' plus
+// the link clusters; only the cluster version differs from the proxies',
+// a change of plan changes only the gateways' clusters, and without a
+// plan a gateway gets what a proxy gets.
+func TestGatewaySnapshots(t *testing.T) {
+	s, err := NewServer(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.nodes["gw-1"] = &node{id: "gw-1", kind: translate.Gateway, acked: map[string]string{}}
+	s.nodes["gw-2"] = &node{id: "gw-2", kind: translate.Gateway, acked: map[string]string{}}
+	s.nodes["plain"] = &node{id: "plain", kind: translate.Proxy, acked: map[string]string{}}
+	snap := func(id string) *cachev3.Snapshot {
+		r, err := s.proxyCache.GetSnapshot(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*cachev3.Snapshot)
+	}
+	withPlan := func(peers ...linkplan.Peer) *translate.Inputs {
+		in := inputs()
+		in.LinkPlan = &linkplan.Plan{Cluster: in.ClusterName, Peers: peers}
+		return in
+	}
+	a := linkplan.Peer{Cluster: "a", Role: linkplan.RoleDial, Addresses: []string{"10.255.1.2:15443"}, Transport: "QUIC"}
+	c := linkplan.Peer{Cluster: "c", Role: linkplan.RoleAccept, Transport: "QUIC"}
+	if err := s.Update(translate.Translate(withPlan(a, c))); err != nil {
+		t.Fatal(err)
+	}
+	gw, plain := snap("gw-1"), snap("plain")
+	if snap("gw-2") != gw {
+		t.Error("gateways do not share their snapshot")
+	}
+	if err := gw.Consistent(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"causeway-link|a", "causeway-link|c", xdsconv.PassthroughCluster} {
+		if _, ok := gw.GetResources(resource.ClusterType)[name]; !ok {
+			t.Errorf("gateway lacks cluster %s", name)
+		}
+	}
+	for name := range plain.GetResources(resource.ClusterType) {
+		if strings.HasPrefix(name, xdsconv.LinkClusterPrefix) {
+			t.Errorf("a proxy gets link cluster %s", name)
+		}
+	}
+	for _, typ := range snapshotTypes {
+		if same := gw.GetVersion(typ) == plain.GetVersion(typ); same != (typ != resource.ClusterType) {
+			t.Errorf("%s versions: gateway %s, proxy %s", typ, gw.GetVersion(typ), plain.GetVersion(typ))
+		}
+	}
+
+	// Another plan: the gateways' cluster version moves, nothing else.
+	if err := s.Update(translate.Translate(withPlan(a))); err != nil {
+		t.Fatal(err)
+	}
+	gw2 := snap("gw-1")
+	for _, typ := range snapshotTypes {
+		if moved := gw2.GetVersion(typ) != gw.GetVersion(typ); moved != (typ == resource.ClusterType) {
+			t.Errorf("%s: version moved %v after a plan change", typ, moved)
+		}
+		if snap("plain").GetVersion(typ) != plain.GetVersion(typ) {
+			t.Errorf("%s: a plan change moved the proxies' version", typ)
+		}
+	}
+	if _, ok := gw2.GetResources(resource.ClusterType)["causeway-link|c"]; ok {
+		t.Error("a link that left the plan is still served")
+	}
+
+	// No plan: the gateway gets what a proxy gets.
+	if err := s.Update(translate.Translate(inputs())); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range snapshotTypes {
+		if snap("gw-1").GetVersion(typ) != snap("plain").GetVersion(typ) {
+			t.Errorf("%s: without a plan the gateway's version differs from a proxy's", typ)
+		}
 	}
 }

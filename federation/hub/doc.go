@@ -1,9 +1,10 @@
 // Package hub is the hub controller: it merges the members' ExportRecords
 // into GlobalServices by the Multi-Cluster Services rules, reports each
-// export's conflicts back on its record, and tracks member health from the
-// agents' leases.
+// export's conflicts back on its record, tracks member health from the
+// agents' leases, and plans the east-west links between the members'
+// gateways.
 //
-// Two reconcilers run in the hub cluster's manager:
+// Three reconcilers run in the hub cluster's manager:
 //
 //   - ServiceReconciler, keyed by the service's namespace/name (not by the
 //     location of any object): it gathers every ExportRecord of the service
@@ -19,6 +20,13 @@
 //     exactly that moment (with an injected clock, so tests need no
 //     sleeping). When health changes, every service the member exports is
 //     re-merged, which withdraws (or restores) its endpoints everywhere.
+//   - LinkPlanReconciler, keyed by cluster name: it decides every member's
+//     east-west links with linkplan.Compute (pure) and writes the member's
+//     part into the ConfigMap causeway-link-plan of its hub namespace
+//     (key plan.json), only when it differs. Any MemberCluster gateway
+//     change wakes every member; a member's namespace appearing, or its
+//     plan ConfigMap changing, wakes that member. A paused member's plan
+//     is left as last written.
 //
 // Run also starts federation/trust's reconcilers in the same manager: they
 // hold the cluster set's root CA, issue each member's intermediate CA into

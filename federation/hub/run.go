@@ -62,6 +62,7 @@ func Run(ctx context.Context, cfg Config) error {
 		&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", causewayv1alpha1.AgentLeaseName)},
 	}
 	maps.Copy(byObject, cfg.Trust.CacheByObject())
+	LinkPlanCache(byObject)
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme.New(),
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
@@ -80,6 +81,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if err := (&MemberClusterReconciler{Client: mgr.GetClient(), GracePeriod: cfg.GracePeriod, Clock: cfg.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&LinkPlanReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := trust.Setup(mgr, cfg.Trust); err != nil {

@@ -10,11 +10,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/federation/linkplan"
 	"github.com/causeway-mesh/causeway/federation/trust"
 )
 
 // TestRunIssuesIntermediates runs the hub as causeway-hub does and checks
-// that the trust reconcilers are wired: a member gets its intermediate CA.
+// that the trust and link plan reconcilers are wired: a member gets its
+// intermediate CA and its link plan.
 func TestRunIssuesIntermediates(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	c := directClient(t)
@@ -34,6 +36,12 @@ func TestRunIssuesIntermediates(t *testing.T) {
 			return err
 		}
 		var cm corev1.ConfigMap
+		if err := c.Get(ctx, types.NamespacedName{Namespace: causewayv1alpha1.MemberNamespace("run-a"), Name: linkplan.ConfigMapName}, &cm); err != nil {
+			return err
+		}
+		if _, err := linkplan.Parse([]byte(cm.Data[linkplan.ConfigMapKey])); err != nil {
+			return err
+		}
 		return c.Get(ctx, types.NamespacedName{Namespace: causewayv1alpha1.SystemNamespace, Name: trust.BundleConfigMapName}, &cm)
 	})
 }

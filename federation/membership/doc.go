@@ -13,12 +13,16 @@
 //
 // # What a join creates
 //
-// On the hub: the MemberCluster, the member's namespace
-// causeway-member-<name> (labelled causeway.dev/cluster=<name>), a
-// ServiceAccount there whose Role allows exactly the agent's work in that
-// namespace (ExportRecords, the health Lease, and reading the Secret in
-// which the hub issues the member's intermediate CA), and a RoleBinding in
-// causeway-system that lets it read GlobalServices. In the member: the
+// On the hub: the MemberCluster (its locality and, with gateway
+// addresses, how other clusters reach its east-west gateway), the
+// member's namespace causeway-member-<name> (labelled
+// causeway.dev/cluster=<name>), a ServiceAccount there whose Role allows
+// exactly the agent's work in that namespace (ExportRecords, the health
+// Lease, and reading the Secret in which the hub issues the member's
+// intermediate CA and the ConfigMap in which it writes its gateway's link
+// plan, and writing the ConfigMap causeway-link-status, where the agent
+// reports its links), and a RoleBinding in causeway-system that lets it
+// read GlobalServices. In the member: the
 // Secret causeway-system/causeway-hub holding a kubeconfig for that
 // ServiceAccount, and the KEP-2149 ClusterProperties cluster.clusterset.k8s.io
 // (the name) and clusterset.k8s.io (the cluster set).

@@ -21,6 +21,7 @@ import (
 
 	aboutv1alpha1 "github.com/causeway-mesh/causeway/apis/about/v1alpha1"
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/internal/linkapi"
 )
 
 // DefaultClusterSet is the cluster set name recorded in members'
@@ -58,11 +59,23 @@ type JoinOptions struct {
 	// ClusterSet is the cluster set's name, recorded in the member's
 	// clusterset.k8s.io ClusterProperty; empty means DefaultClusterSet.
 	ClusterSet string
+
+	// GatewayAddresses are where other clusters' gateways reach the
+	// member's east-west gateway, in order of preference: host:port or a
+	// bare IP address (port 15443), checked as the CRD checks them (see
+	// Gateway). None: the member's gateway cannot be reached from outside
+	// (behind NAT, say) and dials the others. GatewayTransport is QUIC
+	// (the default) or TCP. Like Region and Zone they are the
+	// MemberCluster's spec: a second join with others changes them, and
+	// one without addresses removes the gateway.
+	GatewayAddresses []string
+	GatewayTransport string
 }
 
 // joinPlan is what the checks found out and what the writes act on.
 type joinPlan struct {
 	opts      JoinOptions
+	gateway   *causewayv1alpha1.MemberClusterGateway
 	hubServer string
 	caData    []byte
 	hubUID    string
@@ -101,7 +114,7 @@ func join(ctx context.Context, o JoinOptions, clk clock.PassiveClock) error {
 	if err := checkJoin(ctx, hub, member, plan); err != nil {
 		return err
 	}
-	if err := writeHub(ctx, hub, plan.opts, plan.memberUID); err != nil {
+	if err := writeHub(ctx, hub, plan.opts, plan.gateway, plan.memberUID); err != nil {
 		return fmt.Errorf("join %q on the hub: %w", o.Name, err)
 	}
 	kubeconfig, err := agentKubeconfig(ctx, hub, plan, clk)
@@ -140,6 +153,10 @@ func completeJoinOptions(o JoinOptions) (*joinPlan, error) {
 			return nil, fmt.Errorf("invalid %s %q: %s", flag, v, strings.Join(msgs, "; "))
 		}
 	}
+	gateway, err := Gateway(o.GatewayAddresses, o.GatewayTransport)
+	if err != nil {
+		return nil, err
+	}
 	if o.Hub == nil || o.Member == nil {
 		return nil, errors.New("join needs connection settings for both the hub and the member cluster")
 	}
@@ -164,7 +181,7 @@ func completeJoinOptions(o JoinOptions) (*joinPlan, error) {
 		}
 		ca = b
 	}
-	return &joinPlan{opts: o, hubServer: server, caData: ca}, nil
+	return &joinPlan{opts: o, gateway: gateway, hubServer: server, caData: ca}, nil
 }
 
 // checkJoin reads both clusters and refuses the join if it would take a name
@@ -257,8 +274,14 @@ var readerRules = []rbacv1.PolicyRule{{
 
 // agentRules is all an agent may do in its own hub namespace: publish its
 // ExportRecords (and read the hub's verdict on them), renew its Lease, and
-// read the Secrets the hub keeps there for it (its intermediate CA,
-// causeway-ca). Reading, not writing: the hub alone issues CAs.
+// read the Secrets and ConfigMaps the hub keeps there for it (its
+// intermediate CA, causeway-ca, and its gateway's link plan,
+// causeway-link-plan), and report its links' status in the ConfigMap
+// causeway-link-status. RBAC cannot limit a create to a name, so the agent
+// may create ConfigMaps in its namespace, but update only that one: the
+// hub's plan, which the hub writes whatever it finds, stays the hub's.
+// Reading, not writing, the rest: the hub alone issues CAs and plans
+// links.
 var agentRules = []rbacv1.PolicyRule{
 	{
 		APIGroups: []string{causewayv1alpha1.GroupName},
@@ -279,6 +302,17 @@ var agentRules = []rbacv1.PolicyRule{
 		APIGroups: []string{""},
 		Resources: []string{"secrets"},
 		Verbs:     []string{"get", "list", "watch"},
+	},
+	{
+		APIGroups: []string{""},
+		Resources: []string{"configmaps"},
+		Verbs:     []string{"get", "list", "watch", "create"},
+	},
+	{
+		APIGroups:     []string{""},
+		Resources:     []string{"configmaps"},
+		ResourceNames: []string{linkapi.StatusConfigMap},
+		Verbs:         []string{"update", "patch"},
 	},
 }
 
@@ -336,7 +370,7 @@ func setLabel(obj metav1.Object, key, value string) {
 }
 
 // writeHub creates or updates the member's objects on the hub.
-func writeHub(ctx context.Context, hub client.Client, o JoinOptions, memberUID string) error {
+func writeHub(ctx context.Context, hub client.Client, o JoinOptions, gateway *causewayv1alpha1.MemberClusterGateway, memberUID string) error {
 	name, ns := o.Name, causewayv1alpha1.MemberNamespace(o.Name)
 	agent := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: causewayv1alpha1.AgentServiceAccount}
 	owned := func(obj metav1.Object) { setLabel(obj, causewayv1alpha1.LabelCluster, name) }
@@ -364,6 +398,7 @@ func writeHub(ctx context.Context, hub client.Client, o JoinOptions, memberUID s
 			metav1.SetMetaDataAnnotation(&mc.ObjectMeta, causewayv1alpha1.AnnotationClusterUID, memberUID)
 			mc.Spec.Region = causewayv1alpha1.LocalityName(o.Region)
 			mc.Spec.Zone = causewayv1alpha1.LocalityName(o.Zone)
+			mc.Spec.Gateway = gateway
 		}},
 		{obj: memberNS, mutate: func() { owned(memberNS) }},
 		{obj: sa, mutate: func() { owned(sa) }},

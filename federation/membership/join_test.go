@@ -20,6 +20,8 @@ import (
 
 	aboutv1alpha1 "github.com/causeway-mesh/causeway/apis/about/v1alpha1"
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/federation/linkplan"
+	"github.com/causeway-mesh/causeway/internal/linkapi"
 )
 
 // hubObjects are the objects a join of name creates on the hub.
@@ -123,6 +125,29 @@ func agentClient(ctx context.Context, t *testing.T, member client.Client) client
 	return c
 }
 
+// agentWatchClient is agentClient's, able to watch.
+func agentWatchClient(ctx context.Context, t *testing.T, member client.Client) client.WithWatch {
+	t.Helper()
+	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(agentKubeconfigOf(ctx, t, member)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func agentKubeconfigOf(ctx context.Context, t *testing.T, member client.Client) string {
+	t.Helper()
+	var secret corev1.Secret
+	if err := member.Get(ctx, client.ObjectKey{Namespace: causewayv1alpha1.SystemNamespace, Name: causewayv1alpha1.HubCredentialsSecret}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	return string(secret.Data[causewayv1alpha1.HubCredentialsKey])
+}
+
 func agentToken(ctx context.Context, t *testing.T, member client.Client) string {
 	t.Helper()
 	var secret corev1.Secret
@@ -210,6 +235,8 @@ func TestJoinUnjoin(t *testing.T) {
 			{APIGroups: []string{"causeway.dev"}, Resources: []string{"exportrecords/status"}, Verbs: []string{"get"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"causeway-link-status"}, Verbs: []string{"update", "patch"}},
 		}
 		if !reflect.DeepEqual(role.Rules, wantRules) {
 			t.Errorf("agent Role rules = %+v, want %+v", role.Rules, wantRules)
@@ -291,6 +318,83 @@ func TestJoinUnjoin(t *testing.T) {
 		if err := Join(ctx, joinOpts("a", clusterA)); err != nil { // back to eu-west-1a
 			t.Fatal(err)
 		}
+	})
+
+	step("gateway addresses set spec.gateway; a re-join changes or removes it, and only the MemberCluster", func(t *testing.T) {
+		gateway := func() *causewayv1alpha1.MemberClusterGateway {
+			t.Helper()
+			var mc causewayv1alpha1.MemberCluster
+			if err := hub.Get(ctx, client.ObjectKey{Name: "a"}, &mc); err != nil {
+				t.Fatal(err)
+			}
+			return mc.Spec.Gateway
+		}
+		joinWith := func(transport string, addrs ...string) {
+			t.Helper()
+			o := joinOpts("a", clusterA)
+			o.GatewayAddresses, o.GatewayTransport = addrs, transport
+			if err := Join(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		onlyMemberClusterChanged := func(before map[string]string) {
+			t.Helper()
+			after := resourceVersions(ctx, t, hub, hubObjects("a"))
+			for k := range after {
+				if changed := after[k] != before[k]; changed != (k == "MemberCluster a") {
+					t.Errorf("%s changed: %v", k, changed)
+				}
+			}
+		}
+
+		before := resourceVersions(ctx, t, hub, hubObjects("a"))
+		joinWith("", "10.255.1.2", "gw.a.example:443")
+		want := &causewayv1alpha1.MemberClusterGateway{Addresses: []causewayv1alpha1.GatewayAddress{"10.255.1.2", "gw.a.example:443"}, Transport: causewayv1alpha1.GatewayTransportQUIC}
+		if got := gateway(); !reflect.DeepEqual(got, want) {
+			t.Errorf("spec.gateway = %+v, want %+v", got, want)
+		}
+		onlyMemberClusterChanged(before)
+
+		before = resourceVersions(ctx, t, hub, hubObjects("a"))
+		joinWith("", "10.255.1.2", "gw.a.example:443")
+		if got := resourceVersions(ctx, t, hub, hubObjects("a")); !maps.Equal(got, before) {
+			t.Errorf("the same join with a gateway wrote: %v → %v", before, got)
+		}
+
+		joinWith("TCP", "[2001:db8::1]:15443")
+		want = &causewayv1alpha1.MemberClusterGateway{Addresses: []causewayv1alpha1.GatewayAddress{"[2001:db8::1]:15443"}, Transport: causewayv1alpha1.GatewayTransportTCP}
+		if got := gateway(); !reflect.DeepEqual(got, want) {
+			t.Errorf("after a re-join, spec.gateway = %+v, want %+v", got, want)
+		}
+		onlyMemberClusterChanged(before)
+
+		before = resourceVersions(ctx, t, hub, hubObjects("a"))
+		for _, tc := range []struct {
+			transport string
+			addrs     []string
+			want      string
+		}{
+			{"", []string{"10.0.0.1", "GW.example:1"}, `invalid gateway address "GW.example:1"`},
+			{"", []string{"gw.example"}, `invalid gateway address "gw.example"`},
+			{"", []string{"10.0.0.256:1"}, "not a valid IPv4 address"},
+			{"", []string{"gw:70000"}, "between 1 and 65535"},
+			{"UDP", []string{"10.0.0.1"}, `invalid gateway transport "UDP"`},
+			{"TCP", nil, "needs at least one gateway address"},
+			{"", []string{"a:1", "a:2", "a:3", "a:4", "a:5", "a:6", "a:7", "a:8", "a:9"}, "at most 8"},
+		} {
+			o := joinOpts("a", clusterA)
+			o.GatewayAddresses, o.GatewayTransport = tc.addrs, tc.transport
+			requireErrorContains(t, Join(ctx, o), tc.want)
+		}
+		if got := resourceVersions(ctx, t, hub, hubObjects("a")); !maps.Equal(got, before) {
+			t.Errorf("refused joins wrote: %v → %v", before, got)
+		}
+
+		joinWith("") // no addresses: no gateway
+		if got := gateway(); got != nil {
+			t.Errorf("a join without gateway addresses left spec.gateway %+v", got)
+		}
+		onlyMemberClusterChanged(before)
 	})
 
 	step("A under another name is refused and writes nothing", func(t *testing.T) {
@@ -414,6 +518,93 @@ func TestJoinUnjoin(t *testing.T) {
 			if !apierrors.IsForbidden(err) {
 				t.Errorf("A tries to %s: got %v, want Forbidden", what, err)
 			}
+		}
+	})
+
+	step("A's agent reads its own link plan and no other member's", func(t *testing.T) {
+		// The hub writes each member's link plan into its namespace
+		// (federation/hub); here the test plays the hub.
+		plan := func(cluster string) *corev1.ConfigMap {
+			cm := &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Namespace: causewayv1alpha1.MemberNamespace(cluster), Name: linkplan.ConfigMapName},
+				Data:       map[string]string{linkplan.ConfigMapKey: `{"cluster":"` + cluster + `","peers":[]}`},
+			}
+			if err := hub.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			return cm
+		}
+		own, other := plan("a"), plan("b")
+		// What it creates in its namespace it cannot change afterwards
+		// (unless it is its link status).
+		forged := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: own.Namespace, Name: "forged"}}
+		if err := agentA.Create(ctx, forged); err != nil {
+			t.Errorf("A creates a ConfigMap in its namespace: %v", err)
+		}
+		forged.Data = map[string]string{"x": "y"}
+		var got corev1.ConfigMap
+		if err := agentA.Get(ctx, client.ObjectKeyFromObject(own), &got); err != nil || got.Data[linkplan.ConfigMapKey] != own.Data[linkplan.ConfigMapKey] {
+			t.Errorf("A reads its link plan: %q, %v", got.Data, err)
+		}
+		// As the agent's cache does: list and watch its namespace, by name.
+		byName := client.MatchingFields{"metadata.name": linkplan.ConfigMapName}
+		var list corev1.ConfigMapList
+		if err := agentA.List(ctx, &list, client.InNamespace(own.Namespace), byName); err != nil || len(list.Items) != 1 {
+			t.Errorf("A lists its link plan: %d items, %v", len(list.Items), err)
+		}
+		watcher := agentWatchClient(ctx, t, a)
+		w, err := watcher.Watch(ctx, &corev1.ConfigMapList{}, client.InNamespace(own.Namespace), byName)
+		if err != nil {
+			t.Errorf("A watches its link plan: %v", err)
+		} else {
+			w.Stop()
+		}
+
+		// Its link status: it creates and updates that ConfigMap, and
+		// only it, and a re-join leaves it alone.
+		status := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: own.Namespace, Name: linkapi.StatusConfigMap},
+			Data:       map[string]string{linkapi.StatusKey: "{}"},
+		}
+		if err := agentA.Create(ctx, status); err != nil {
+			t.Fatalf("A creates its link status: %v", err)
+		}
+		status.Data[linkapi.StatusKey] = "{ }"
+		if err := agentA.Update(ctx, status); err != nil {
+			t.Errorf("A updates its link status: %v", err)
+		}
+		if err := Join(ctx, joinOpts("a", clusterA)); err != nil {
+			t.Fatal(err)
+		}
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(status), status); err != nil || status.Data[linkapi.StatusKey] != "{ }" {
+			t.Errorf("after a re-join, A's link status is %v (%v), want what A wrote", status.Data, err)
+		}
+		otherStatus := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: other.Namespace, Name: linkapi.StatusConfigMap},
+			Data:       map[string]string{linkapi.StatusKey: "{}"},
+		}
+		if err := hub.Create(ctx, otherStatus); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+
+		forbidden := map[string]error{
+			"update B's link status":              agentA.Update(ctx, otherStatus),
+			"read B's link plan":                  agentA.Get(ctx, client.ObjectKeyFromObject(other), &corev1.ConfigMap{}),
+			"list ConfigMaps in B's namespace":    agentA.List(ctx, &corev1.ConfigMapList{}, client.InNamespace(other.Namespace)),
+			"list ConfigMaps in every namespace":  agentA.List(ctx, &corev1.ConfigMapList{}, byName),
+			"read the hub's ConfigMaps":           agentA.List(ctx, &corev1.ConfigMapList{}, client.InNamespace(causewayv1alpha1.SystemNamespace)),
+			"overwrite its link plan":             agentA.Update(ctx, got.DeepCopy()),
+			"delete its link plan":                agentA.Delete(ctx, own),
+			"create a ConfigMap in B's namespace": agentA.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: other.Namespace, Name: "forged"}}),
+			"update another ConfigMap of its own": agentA.Update(ctx, forged),
+		}
+		for what, err := range forbidden {
+			if !apierrors.IsForbidden(err) {
+				t.Errorf("A tries to %s: got %v, want Forbidden", what, err)
+			}
+		}
+		if _, err := watcher.Watch(ctx, &corev1.ConfigMapList{}, client.InNamespace(other.Namespace), byName); !apierrors.IsForbidden(err) {
+			t.Errorf("A watches B's link plan: got %v, want Forbidden", err)
 		}
 	})
 

@@ -3,6 +3,7 @@ package membership
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -39,6 +40,12 @@ var hubCluster, clusterA, clusterB *testCluster
 const startTimeout = "2m"
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		// Fuzz targets need no API server, and every fuzzing worker
+		// process would start three.
+		os.Exit(m.Run())
+	}
 	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
 		_ = os.Setenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT", startTimeout)
 	}

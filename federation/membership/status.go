@@ -9,14 +9,19 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	utilduration "k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/federation/linkplan"
+	"github.com/causeway-mesh/causeway/internal/linkapi"
 )
 
 // ConditionUnknown is reported for a MemberCluster condition the hub has not
@@ -30,6 +35,13 @@ type Status struct {
 	// Services are the multi-cluster services (the hub's GlobalServices),
 	// sorted by namespace and name.
 	Services []ServiceStatus `json:"services"`
+	// Links are the cluster links of the hub's link plan with their state
+	// as the gateways report it, sorted by dialer and acceptor.
+	Links []LinkStatus `json:"links"`
+	// Warnings are hub objects that could not be used (a link plan or
+	// link status that does not decode, ConfigMaps the caller may not
+	// read), sorted.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ClusterStatus is one member cluster.
@@ -94,7 +106,9 @@ type ExportConflict struct {
 }
 
 // GetStatus reads the cluster set's state from the hub: the MemberClusters
-// and their agents' Leases, the ExportRecords and the GlobalServices.
+// and their agents' Leases, the ExportRecords, the GlobalServices, and the
+// ConfigMaps causeway-link-plan (the hub's) and causeway-link-status (the
+// agents') of the members' namespaces.
 func GetStatus(ctx context.Context, hub *rest.Config) (*Status, error) {
 	return getStatus(ctx, hub, clock.RealClock{})
 }
@@ -118,6 +132,20 @@ func getStatus(ctx context.Context, hub *rest.Config, clk clock.PassiveClock) (*
 	if err := c.List(ctx, &in.services, client.InNamespace(causewayv1alpha1.SystemNamespace)); err != nil {
 		return nil, fmt.Errorf("list GlobalServices on the hub: %w", explainNoMatch(err, "GlobalServices", "hub"))
 	}
+	for _, l := range []struct {
+		name string
+		into *corev1.ConfigMapList
+	}{{linkplan.ConfigMapName, &in.linkPlans}, {linkapi.StatusConfigMap, &in.linkStatuses}} {
+		byName := client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", l.name)}
+		switch err := c.List(ctx, l.into, byName); {
+		case apierrors.IsForbidden(err):
+			// A user who may read the cluster set but not ConfigMaps
+			// still gets the rest.
+			in.warnings = append(in.warnings, fmt.Sprintf("cannot read the ConfigMaps %s on the hub: %v", l.name, err))
+		case err != nil:
+			return nil, fmt.Errorf("list the ConfigMaps %s on the hub: %w", l.name, err)
+		}
+	}
 	return buildStatus(&in, clk.Now()), nil
 }
 
@@ -127,6 +155,12 @@ type statusInputs struct {
 	leases   coordinationv1.LeaseList
 	records  causewayv1alpha1.ExportRecordList
 	services causewayv1alpha1.GlobalServiceList
+	// linkPlans and linkStatuses are the ConfigMaps causeway-link-plan
+	// (written by the hub) and causeway-link-status (written by each
+	// member's agent) of every namespace.
+	linkPlans, linkStatuses corev1.ConfigMapList
+	// warnings found while reading.
+	warnings []string
 }
 
 // memberOf returns the member cluster whose hub namespace is ns.
@@ -213,6 +247,9 @@ func buildStatus(in *statusInputs, now time.Time) *Status {
 			}
 		}
 	}
+	st.Links, st.Warnings = buildLinks(in, now)
+	st.Warnings = append(st.Warnings, in.warnings...)
+	slices.Sort(st.Warnings)
 	return st
 }
 
@@ -223,4 +260,227 @@ func conditionStatus(conds []metav1.Condition, t string) string {
 		return string(c.Status)
 	}
 	return ConditionUnknown
+}
+
+// Link states of LinkStatus beyond the gateways' own (linkapi.StateUp,
+// StateDown, StateConnecting).
+const (
+	// LinkStateDegraded: the reporting side has several gateways and the
+	// link is up on some of them only.
+	LinkStateDegraded = "degraded"
+	// LinkStateStale: the only report of the link is older than
+	// LinkReportStaleAfter; its values are the last known.
+	LinkStateStale = "stale"
+	// LinkStateUnknown: no gateway of either side reports the link.
+	LinkStateUnknown = "unknown"
+)
+
+// LinkReportStaleAfter is the age after which a member's link report no
+// longer counts as current: agents refresh it at least every 30 s while
+// the member has a gateway.
+const LinkReportStaleAfter = 60 * time.Second
+
+// LinkStatus is one planned cluster link.
+type LinkStatus struct {
+	// From is the dialing cluster, To the accepting one.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// PlannedTransport is the link plan's transport: QUIC or TCP.
+	PlannedTransport string `json:"plannedTransport,omitempty"`
+	// State is up, down or connecting as the gateways report it;
+	// degraded, stale or unknown as defined by the LinkState constants.
+	State string `json:"state"`
+	// ReportedBy is the cluster whose gateways' report the values come
+	// from: From when it has a current one, else To; empty when unknown.
+	ReportedBy string `json:"reportedBy,omitempty"`
+	// Gateways is the number of ReportedBy's gateways that report the
+	// link.
+	Gateways int `json:"gateways,omitempty"`
+	// Transport is the transport in use (quic or tcp); several joined by
+	// commas when the gateways differ.
+	Transport string `json:"transport,omitempty"`
+	// RTT is the largest round-trip time among the gateways where the link
+	// is up.
+	RTT *metav1.Duration `json:"rtt,omitempty"`
+	// OpenStreams, BytesSent and BytesReceived are summed over the
+	// gateways; bytes are counted in the direction From → To (sent) and
+	// To → From (received), whichever side reported.
+	OpenStreams   int64  `json:"openStreams"`
+	BytesSent     uint64 `json:"bytesSent"`
+	BytesReceived uint64 `json:"bytesReceived"`
+	// LastError is the link's last connection error as a gateway reports
+	// it.
+	LastError string `json:"lastError,omitempty"`
+	// Detail says why the state is stale or unknown: which reports are
+	// missing, old, or from gateways that could not be asked.
+	Detail string `json:"detail,omitempty"`
+	// ReportAge is the age of the report the values come from.
+	ReportAge *metav1.Duration `json:"reportAge,omitempty"`
+}
+
+// buildLinks lists the links of every member's plan with the state their
+// ends report, and the warnings about ConfigMaps that do not decode.
+func buildLinks(in *statusInputs, now time.Time) ([]LinkStatus, []string) {
+	var warnings []string
+	type pair struct{ from, to string }
+	planned := map[pair]string{} // → transport
+	for _, cm := range in.linkPlans.Items {
+		member, ok := memberOf(cm.Namespace)
+		if !ok {
+			continue
+		}
+		plan, err := linkplan.Parse([]byte(cm.Data[linkplan.ConfigMapKey]))
+		if err == nil && plan.Cluster != member {
+			err = fmt.Errorf("it is the plan of cluster %q", plan.Cluster)
+		}
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("ConfigMap %s/%s: %v", cm.Namespace, cm.Name, err))
+			continue
+		}
+		for _, peer := range plan.Peers {
+			p := pair{member, peer.Cluster}
+			if peer.Role != linkplan.RoleDial {
+				p = pair{peer.Cluster, member}
+			}
+			// The dialer's entry names the transport it will try.
+			if _, seen := planned[p]; !seen || peer.Role == linkplan.RoleDial {
+				planned[p] = string(peer.Transport)
+			}
+		}
+	}
+	reports := map[string]*linkapi.Status{}
+	for _, cm := range in.linkStatuses.Items {
+		member, ok := memberOf(cm.Namespace)
+		if !ok {
+			continue
+		}
+		st, err := linkapi.DecodeStatus([]byte(cm.Data[linkapi.StatusKey]))
+		if err == nil && st.Cluster != member {
+			err = fmt.Errorf("it is the link status of cluster %q", st.Cluster)
+		}
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("ConfigMap %s/%s: %v", cm.Namespace, cm.Name, err))
+			continue
+		}
+		reports[member] = st
+	}
+	links := make([]LinkStatus, 0, len(planned))
+	for p, transport := range planned {
+		links = append(links, linkStatus(p.from, p.to, transport, reports, now))
+	}
+	slices.SortFunc(links, func(a, b LinkStatus) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
+	return links, warnings
+}
+
+// linkSide is one end's view of a link: the member, the peer and role its
+// gateways list the link under, and whether its sent bytes go From → To.
+type linkSide struct {
+	member, peer, role string
+	forward            bool
+}
+
+// linkStatus decides a link's row from both ends' reports, preferring the
+// dialer's current one, then the acceptor's current one, then the newer
+// stale one.
+func linkStatus(from, to, transport string, reports map[string]*linkapi.Status, now time.Time) LinkStatus {
+	ls := LinkStatus{From: from, To: to, PlannedTransport: transport, State: LinkStateUnknown}
+	sides := []linkSide{{from, to, linkapi.RoleDial, true}, {to, from, linkapi.RoleAccept, false}}
+	var details []string
+	var stale *LinkStatus
+	for _, side := range sides {
+		rep := reports[side.member]
+		if rep == nil {
+			details = append(details, side.member+": no link report")
+			continue
+		}
+		age := max(now.Sub(rep.Updated), 0).Truncate(time.Second)
+		row, gwErrs := fromReport(ls, side, rep)
+		row.ReportAge = &metav1.Duration{Duration: age}
+		switch {
+		case row.Gateways == 0 && len(gwErrs) > 0:
+			details = append(details, side.member+": "+strings.Join(gwErrs, "; "))
+		case row.Gateways == 0 && len(rep.Gateways) == 0:
+			details = append(details, side.member+": no gateway")
+		case row.Gateways == 0:
+			details = append(details, side.member+": its gateways do not list the link")
+		case age > LinkReportStaleAfter:
+			details = append(details, fmt.Sprintf("%s: report %s old", side.member, utilduration.ShortHumanDuration(age)))
+			if stale == nil || age < stale.ReportAge.Duration {
+				stale = &row
+			}
+		default:
+			// A fallback to the acceptor says why the dialer's report
+			// was not used.
+			row.Detail = strings.Join(slices.DeleteFunc(append(details, row.Detail), func(s string) bool { return s == "" }), "; ")
+			return row
+		}
+	}
+	if stale != nil {
+		ls = *stale
+		ls.State = LinkStateStale
+	}
+	ls.Detail = strings.Join(details, "; ")
+	return ls
+}
+
+// fromReport sums what side's gateways report of the link into a copy of
+// ls, and returns the errors of the gateways that could not be asked.
+func fromReport(ls LinkStatus, side linkSide, rep *linkapi.Status) (LinkStatus, []string) {
+	var gwErrs, transports []string
+	states := map[string]int{}
+	var rtt time.Duration
+	for _, g := range rep.Gateways {
+		if g.Error != "" {
+			gwErrs = append(gwErrs, "gateway "+g.Node+": "+g.Error)
+			continue
+		}
+		for _, l := range g.Links {
+			if l.Peer != side.peer || l.Role != side.role {
+				continue
+			}
+			ls.Gateways++
+			states[l.State]++
+			if l.Transport != "" && !slices.Contains(transports, l.Transport) {
+				transports = append(transports, l.Transport)
+			}
+			if l.State == linkapi.StateUp {
+				rtt = max(rtt, l.RTT())
+			}
+			ls.OpenStreams += l.OpenStreams
+			if side.forward {
+				ls.BytesSent += l.BytesSent
+				ls.BytesReceived += l.BytesReceived
+			} else {
+				ls.BytesSent += l.BytesReceived
+				ls.BytesReceived += l.BytesSent
+			}
+			if ls.LastError == "" {
+				ls.LastError = l.LastError
+			}
+		}
+	}
+	if ls.Gateways == 0 {
+		return ls, gwErrs
+	}
+	ls.ReportedBy = side.member
+	slices.Sort(transports)
+	ls.Transport = strings.Join(transports, ",")
+	if rtt > 0 {
+		ls.RTT = &metav1.Duration{Duration: rtt}
+	}
+	switch {
+	case states[linkapi.StateUp] == ls.Gateways:
+		ls.State = linkapi.StateUp
+	case states[linkapi.StateUp] > 0:
+		ls.State = LinkStateDegraded
+	case states[linkapi.StateConnecting] > 0:
+		ls.State = linkapi.StateConnecting
+	default:
+		ls.State = linkapi.StateDown
+	}
+	if len(gwErrs) > 0 {
+		// Some gateways answered, others could not be asked.
+		ls.Detail = strings.Join(gwErrs, "; ")
+	}
+	return ls, gwErrs
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -371,5 +373,82 @@ func TestExportUnexport(t *testing.T) {
 	}
 	if out, err := run("unexport", "front"); err != nil || !strings.Contains(out, "Service web/front was not exported") {
 		t.Errorf("unexport again: %v\n%s", err, out)
+	}
+}
+
+// TestJoinGatewayFlags joins the hub as a member of its own cluster set
+// (clusters a and b belong to the other tests) with --gateway-address and
+// --gateway-transport: they set the MemberCluster's spec.gateway, a
+// re-join with others changes it and one without removes it, and invalid
+// values are refused before anything is written, with errors naming the
+// flags.
+func TestJoinGatewayFlags(t *testing.T) {
+	kubeconfig, clusters := startClusters(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	hub := adminClient(t, clusters["hub"])
+	join := func(args ...string) (string, error) {
+		return runCLI(ctx, append([]string{"join", "hubself", "--hub-context", "hub", "--context", "hub", "--kubeconfig", kubeconfig}, args...)...)
+	}
+	gateway := func() *causewayv1alpha1.MemberClusterGateway {
+		t.Helper()
+		var mc causewayv1alpha1.MemberCluster
+		if err := hub.Get(ctx, client.ObjectKey{Name: "hubself"}, &mc); err != nil {
+			t.Fatal(err)
+		}
+		return mc.Spec.Gateway
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gateway-address", "GW.example:443"}, `--gateway-address/--gateway-transport: invalid gateway address "GW.example:443"`},
+		{[]string{"--gateway-address", "gw.example"}, `invalid gateway address "gw.example"`},
+		{[]string{"--gateway-address", "[10.0.0.1]:15443"}, "not a valid IPv6 address"},
+		{[]string{"--gateway-address", "10.0.0.1", "--gateway-transport", "udp"}, `invalid gateway transport "udp": must be QUIC or TCP`},
+		{[]string{"--gateway-transport", "TCP"}, "a gateway transport needs at least one gateway address"},
+	} {
+		if _, err := join(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("join %v: got %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	if err := hub.Get(ctx, client.ObjectKey{Name: "hubself"}, &causewayv1alpha1.MemberCluster{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("refused joins created the MemberCluster: %v", err)
+	}
+
+	if out, err := join("--gateway-address", "10.255.1.2", "--gateway-address", "gw.hub.example:443", "--gateway-transport", "TCP"); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := runCLI(context.Background(), "unjoin", "hubself", "--hub-context", "hub", "--context", "hub", "--kubeconfig", kubeconfig); err != nil {
+			t.Errorf("unjoin: %v\n%s", err, out)
+		}
+	})
+	want := &causewayv1alpha1.MemberClusterGateway{Addresses: []causewayv1alpha1.GatewayAddress{"10.255.1.2", "gw.hub.example:443"}, Transport: causewayv1alpha1.GatewayTransportTCP}
+	if got := gateway(); !reflect.DeepEqual(got, want) {
+		t.Errorf("spec.gateway = %+v, want %+v", got, want)
+	}
+
+	if out, err := join("--gateway-address", "[2001:db8::2]:15443"); err != nil {
+		t.Fatalf("re-join: %v\n%s", err, out)
+	}
+	want = &causewayv1alpha1.MemberClusterGateway{Addresses: []causewayv1alpha1.GatewayAddress{"[2001:db8::2]:15443"}, Transport: causewayv1alpha1.GatewayTransportQUIC}
+	if got := gateway(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a re-join, spec.gateway = %+v, want %+v", got, want)
+	}
+
+	if _, err := join("--gateway-address", "bad"); err == nil {
+		t.Error("a re-join with a bad address succeeded")
+	}
+	if got := gateway(); !reflect.DeepEqual(got, want) {
+		t.Errorf("a refused re-join changed spec.gateway to %+v", got)
+	}
+
+	if out, err := join(); err != nil {
+		t.Fatalf("re-join without a gateway: %v\n%s", err, out)
+	}
+	if got := gateway(); got != nil {
+		t.Errorf("a join without --gateway-address left spec.gateway %+v", got)
 	}
 }

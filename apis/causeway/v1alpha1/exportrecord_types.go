@@ -285,7 +285,28 @@ type ExportedEndpoint struct {
 	// TargetPod is the name of the pod behind the endpoint, if any.
 	// +optional
 	TargetPod string `json:"targetPod,omitempty"`
+
+	// Tunnel is HBONE when the endpoint's pod accepts HBONE tunnels: its
+	// sidecar announced so to the agent, or the pod is labelled
+	// causeway.dev/tunnel=hbone. Sidecars in other clusters then run
+	// their HBONE session to the pod inside the gateways' link, so the
+	// pod authorises the real source identity. Empty: the pod takes
+	// plain connections. Readers ignore values they do not know.
+	// +optional
+	Tunnel EndpointTunnel `json:"tunnel,omitempty"`
 }
+
+// EndpointTunnel is how an exported endpoint's pod accepts tunnelled
+// connections.
+// +kubebuilder:validation:Enum=HBONE
+type EndpointTunnel string
+
+// The endpoint tunnels.
+const (
+	// EndpointTunnelHBONE: the pod's sidecar terminates HBONE (HTTP/2
+	// CONNECT over mutual TLS) on port 15008.
+	EndpointTunnelHBONE EndpointTunnel = "HBONE"
+)
 
 // Condition types of an ExportRecord, set by the hub.
 const (

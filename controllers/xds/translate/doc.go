@@ -3,8 +3,8 @@
 // attached to them (GAMMA), TrafficPolicies, AuthorizationPolicies and
 // RequestAuthentications — into Envoy xDS v3 resources, for two kinds of
 // node: proxies (causeway-proxy and Envoy, and sidecars among them, which
-// also get their workload's inbound configuration) and proxyless gRPC
-// clients. It also decides the status of every route and policy. It is pure: no client, no clock, no logging; the same Inputs
+// also get their workload's inbound configuration, and the east-west
+// gateway, which also gets its links) and proxyless gRPC clients. It also decides the status of every route and policy. It is pure: no client, no clock, no logging; the same Inputs
 // always give the same, sorted Result, so snapshot versions can be content
 // hashes.
 //
@@ -44,6 +44,16 @@
 // request mirroring is dropped; routes matching query parameters (which
 // gRPC ignores) are dropped; timeouts become max_stream_duration; retry
 // policies with no retries are dropped.
+//
+// A Gateway node (the member's east-west gateway) gets everything a proxy
+// gets and, from Inputs.LinkPlan (internal/linkplan), one cluster per
+// peer, Result.Links: "causeway-link|<peer>", with metadata under
+// "causeway.dev" saying link_role (dial or accept), link_transport (QUIC
+// or TCP) and peer_cluster. A dialling link lists the peer gateway's
+// addresses as endpoints in order, priority = index (STATIC when all are
+// IPs, STRICT_DNS otherwise); an accepting one is STATIC without
+// endpoints. They are self-contained, so the server adds them to the
+// proxies' shared snapshot without touching the other types.
 //
 // # Routes
 //

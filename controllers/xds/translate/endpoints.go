@@ -25,7 +25,9 @@ type locality struct {
 type endpointAddr struct {
 	addr netip.Addr
 	port uint32
-	// hbone: the endpoint's sidecar accepts HBONE (local pods only).
+	// hbone: the endpoint's sidecar accepts HBONE (a local pod in
+	// Inputs.HBONEPods, or an endpoint of an imported slice labelled
+	// xdsconv.LabelTunnel=TunnelHBONE).
 	hbone bool
 }
 
@@ -41,7 +43,12 @@ type endpointAddr struct {
 // priority 0, because gRPC rejects priorities with a gap.
 func (t *translator) assignment(p *targetPort, eps []*discoveryv1.EndpointSlice, imported bool) *endpointv3.ClusterLoadAssignment {
 	groups := map[locality][]endpointAddr{}
-	seen := map[endpointAddr]bool{}
+	// seen finds an address:port already taken, by its place in groups.
+	type place struct {
+		l locality
+		i int
+	}
+	seen := map[endpointAddr]place{}
 	for _, es := range eps {
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue
@@ -51,9 +58,14 @@ func (t *translator) assignment(p *targetPort, eps []*discoveryv1.EndpointSlice,
 			continue
 		}
 		loc := locality{cluster: t.in.ClusterName, region: t.in.Region}
+		// An imported slice says whether its endpoints take HBONE by its
+		// label (the agent keeps them in slices of their own); a local
+		// slice's label means nothing: local pods are looked up.
+		importedHBONE := false
 		if imported {
 			loc.cluster = es.Labels[mcsv1beta1.LabelSourceCluster]
 			loc.region = es.Labels[corev1.LabelTopologyRegion]
+			importedHBONE = es.Labels[xdsconv.LabelTunnel] == xdsconv.TunnelHBONE
 		}
 		for _, ep := range es.Endpoints {
 			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready || len(ep.Addresses) == 0 {
@@ -65,21 +77,30 @@ func (t *translator) assignment(p *targetPort, eps []*discoveryv1.EndpointSlice,
 				continue
 			}
 			key := endpointAddr{addr: a.Unmap(), port: number}
-			if seen[key] {
-				continue // gRPC rejects duplicate addresses.
-			}
-			seen[key] = true
+			hbone := importedHBONE
 			if !imported && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
 				ns := ep.TargetRef.Namespace
 				if ns == "" {
 					ns = es.Namespace
 				}
-				key.hbone = t.in.HBONEPods[ns+"/"+ep.TargetRef.Name]
+				hbone = t.in.HBONEPods[ns+"/"+ep.TargetRef.Name]
+			}
+			if at, ok := seen[key]; ok {
+				// gRPC rejects duplicate addresses. An endpoint in two
+				// slices (an import's endpoint moving between its plain
+				// and its HBONE slice) takes HBONE if either says so,
+				// whatever the order of the slices.
+				if hbone {
+					groups[at.l][at.i].hbone = true
+				}
+				continue
 			}
 			l := loc
 			if ep.Zone != nil {
 				l.zone = *ep.Zone
 			}
+			seen[key] = place{l: l, i: len(groups[l])}
+			key.hbone = hbone
 			groups[l] = append(groups[l], key)
 		}
 	}

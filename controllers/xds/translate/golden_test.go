@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,6 +32,7 @@ func TestGolden(t *testing.T) {
 			res := translate.Translate(in)
 			checkResources(t, "proxy", res.Proxy)
 			checkResources(t, "proxyless", res.Proxyless)
+			checkResources(t, "gateway", res.Resources(translate.Gateway))
 			for _, p := range pods {
 				checkResources(t, "sidecar "+p.Name, sidecarResources(res, p))
 			}
@@ -93,6 +95,15 @@ func deepCopyInputs(in *translate.Inputs) *translate.Inputs {
 	out.RequestAuthentications = nil
 	for _, o := range in.RequestAuthentications {
 		out.RequestAuthentications = append(out.RequestAuthentications, o.DeepCopy())
+	}
+	if in.LinkPlan != nil {
+		p := *in.LinkPlan
+		p.Peers = nil
+		for _, peer := range in.LinkPlan.Peers {
+			peer.Addresses = slices.Clone(peer.Addresses)
+			p.Peers = append(p.Peers, peer)
+		}
+		out.LinkPlan = &p
 	}
 	return &out
 }

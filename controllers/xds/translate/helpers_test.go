@@ -110,6 +110,10 @@ func goldenJSON(t testing.TB, res *translate.Result, pods []*corev1.Pod) []byte 
 	for kind, rs := range map[string]translate.Resources{"proxy": res.Proxy, "proxyless": res.Proxyless} {
 		out[kind] = render(rs)
 	}
+	if len(res.Links[resource.ClusterType]) > 0 {
+		// What a gateway gets on top of the proxy resources.
+		out["links"] = render(res.Links)
+	}
 	if len(pods) > 0 {
 		inbound := map[string]any{}
 		for _, p := range pods {

@@ -15,6 +15,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
+	"github.com/causeway-mesh/causeway/internal/linkplan"
 )
 
 // ControllerName is the Gateway API controller name under which the agent
@@ -76,6 +77,10 @@ type Inputs struct {
 	// RequestAuthentications without a targetRef apply to every workload;
 	// causewayv1alpha1.SystemNamespace when empty.
 	RootNamespace string
+
+	// LinkPlan is the member's link plan (internal/linkplan), validated:
+	// a Gateway node gets one cluster per peer. Nil: no links.
+	LinkPlan *linkplan.Plan
 }
 
 // NodeKind is the kind of xDS client a set of resources is for.
@@ -89,12 +94,19 @@ const (
 	// listeners named after the service host and port, with the route
 	// configuration inline, and only what gRPC supports.
 	Proxyless
+	// Gateway is the member's east-west gateway (causeway-proxy
+	// --mode=gateway): everything a Proxy gets, and a cluster per peer of
+	// the link plan (Result.Links).
+	Gateway
 )
 
-// String returns "proxy" or "proxyless".
+// String returns "proxy", "proxyless" or "gateway".
 func (k NodeKind) String() string {
-	if k == Proxyless {
+	switch k {
+	case Proxyless:
 		return "proxyless"
+	case Gateway:
+		return "gateway"
 	}
 	return "proxy"
 }
@@ -115,6 +127,11 @@ type PolicyStatus struct {
 type Result struct {
 	// Proxy and Proxyless are the resources of each kind of node.
 	Proxy, Proxyless Resources
+
+	// Links are what a Gateway node gets on top of Proxy: the clusters of
+	// its links, xdsconv.LinkClusterPrefix + peer, self-contained (STATIC
+	// or STRICT_DNS, no EDS).
+	Links Resources
 
 	// HTTPRoutes and GRPCRoutes hold, for every route with at least one
 	// parentRef to a Service or ServiceImport, this controller's
@@ -156,8 +173,21 @@ func Translate(in *Inputs) *Result {
 		AuthorizationPolicies:  t.authzStatus,
 		RequestAuthentications: t.authnStatus,
 		Inbound:                newInbound(t.in.Services, authz, authn, t.in.MTLSMode),
+		Links:                  links(t.in.LinkPlan),
 	}
 	return res
+}
+
+// Resources returns everything a kind of node gets (for a Gateway, Proxy
+// and Links merged, sorted; a sidecar also gets Inbound.For its pod).
+func (r *Result) Resources(kind NodeKind) Resources {
+	switch kind {
+	case Proxyless:
+		return r.Proxyless
+	case Gateway:
+		return withLinks(r.Proxy, r.Links)
+	}
+	return r.Proxy
 }
 
 // translator holds the state of one translation.

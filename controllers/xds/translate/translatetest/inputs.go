@@ -19,6 +19,7 @@ import (
 
 	causewayv1alpha1 "github.com/causeway-mesh/causeway/apis/causeway/v1alpha1"
 	"github.com/causeway-mesh/causeway/controllers/xds/translate"
+	"github.com/causeway-mesh/causeway/internal/linkplan"
 	"github.com/causeway-mesh/causeway/internal/xdsconv"
 )
 
@@ -29,11 +30,14 @@ type inputsHeader struct {
 	Region        string `json:"region"`
 	Zone          string `json:"zone"`
 	RootNamespace string `json:"rootNamespace"`
+	// LinkPlan is the member's link plan, as the hub writes it.
+	LinkPlan *linkplan.Plan `json:"linkPlan"`
 }
 
 // DecodeInputs reads a multi-document YAML file of Kubernetes objects (and
-// an optional "kind: Inputs" header with clusterName, region, zone and
-// rootNamespace). Pods are read and left out: see Decode.
+// an optional "kind: Inputs" header with clusterName, region, zone,
+// rootNamespace and linkPlan, an internal/linkplan.Plan). Pods are read
+// and left out: see Decode.
 func DecodeInputs(data []byte) (*translate.Inputs, error) {
 	in, _, err := Decode(data)
 	return in, err
@@ -70,6 +74,12 @@ func Decode(data []byte) (*translate.Inputs, []*corev1.Pod, error) {
 				return nil, nil, fmt.Errorf("document %d: %w", doc, err)
 			}
 			in.ClusterName, in.Region, in.Zone, in.RootNamespace = h.ClusterName, h.Region, h.Zone, h.RootNamespace
+			if h.LinkPlan != nil {
+				if err := h.LinkPlan.Validate(); err != nil {
+					return nil, nil, fmt.Errorf("document %d: %w", doc, err)
+				}
+				in.LinkPlan = h.LinkPlan
+			}
 			continue
 		case "Service":
 			o := &corev1.Service{}
