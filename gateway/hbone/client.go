@@ -78,6 +78,10 @@ type Client struct {
 	// DefaultClientIdleTimeout when zero.
 	IdleTimeout time.Duration
 
+	// Header, when set, is sent with every CONNECT request (the server
+	// gives it to Handle as Peer.Header).
+	Header http.Header
+
 	// DialContext, when set, makes the connection to a proxy instead of a
 	// plain TCP dial: to bind a source address, or to reach the proxy
 	// through another tunnel (a cross-cluster session to a remote
@@ -129,11 +133,15 @@ func (c *Client) Dial(ctx context.Context, proxyAddr string, dst netip.AddrPort)
 	stop := context.AfterFunc(ctx, cancel)
 	pr, pw := io.Pipe()
 	authority := dst.String()
+	header := c.Header.Clone()
+	if header == nil {
+		header = make(http.Header)
+	}
 	req := (&http.Request{
 		Method:        http.MethodConnect,
 		URL:           &url.URL{Scheme: "https", Host: authority},
 		Host:          authority,
-		Header:        make(http.Header),
+		Header:        header,
 		Body:          pr,
 		ContentLength: -1,
 		Proto:         "HTTP/2.0",

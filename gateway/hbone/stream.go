@@ -20,6 +20,9 @@ type Peer struct {
 	// Addr is the client proxy's address: the remote end of the TLS
 	// connection the tunnel came on.
 	Addr netip.AddrPort
+	// Header is the CONNECT request's header: claims of the client (its
+	// cluster, say), not verified by the handshake.
+	Header http.Header
 }
 
 // serveStream answers an authorized CONNECT with 200 and hands the stream
@@ -37,7 +40,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id spiffeid
 		w: w, rc: rc, body: r.Body, done: make(chan struct{}),
 		local: net.TCPAddrFromAddrPort(dst), remote: net.TCPAddrFromAddrPort(remote),
 	}
-	s.Handle(Peer{ID: id, Addr: remote}, dst, sc)
+	s.Handle(Peer{ID: id, Addr: remote, Header: r.Header}, dst, sc)
 	select {
 	case <-sc.done:
 	case <-r.Context().Done():

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -11,6 +27,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +43,10 @@ import (
 type DialerConfig struct {
 	// Name names the peer in logs (normally its cluster name).
 	Name string
+	// LocalAddr, when valid, is the source address of the link's
+	// connections (UDP and TCP): a gateway dials from its own address,
+	// which firewalls between clusters are written for.
+	LocalAddr netip.Addr
 	// UDPAddr is the peer's QUIC address; empty to use TCP only.
 	UDPAddr string
 	// TCPAddr is the peer's TCP+TLS (HTTP/2) address; empty for no
@@ -104,18 +125,33 @@ func (c *DialerConfig) defaults() error {
 // State is whether a link is usable.
 type State string
 
-// Link states.
+// Link states. A link goes down → connecting → up, and back to down when
+// it dies (or from connecting, when the peer turns it down).
 const (
-	StateUp   State = "up"
+	// StateDown: no link. Open waits for one.
 	StateDown State = "down"
+	// StateConnecting: the handshake is done and this side has verified
+	// the peer; streams may be opened (forward streams: Open and
+	// OpenEarly use the link). The peer's acceptance is not confirmed
+	// yet: in TLS 1.3 the client finishes its handshake before the
+	// server has checked the client's certificate, so the probe (see the
+	// package documentation) runs now, for about one round trip; if the
+	// peer turned the link down, the link goes down with the reason in
+	// LastError.
+	StateConnecting State = "connecting"
+	// StateUp: the peer answered the probe: it accepted this gateway's
+	// certificate and holds the link (on TCP, it also paired the reverse
+	// connection, so it can open streams to this side).
+	StateUp State = "up"
 )
 
 // LinkStatus is a snapshot of a Dialer's link.
 type LinkStatus struct {
-	// State is StateUp while a link is established.
+	// State is StateUp while a link is established, StateConnecting
+	// while it is being confirmed (streams may be opened already).
 	State State
-	// Transport is TransportQUIC or TransportTCP while up, empty before
-	// the first link.
+	// Transport is TransportQUIC or TransportTCP while connecting or up,
+	// empty while down.
 	Transport string
 	// RTT is the smoothed round-trip time: quic-go's estimate on QUIC,
 	// the kernel's TCP estimate on TCP; zero when unknown.
@@ -154,8 +190,8 @@ type Dialer struct {
 	revLn  *connListener
 
 	mu      sync.Mutex
-	cur     link          // nil while down
-	ready   chan struct{} // closed when cur becomes non-nil
+	cur     link          // nil while down; set while connecting and up
+	changed chan struct{} // closed and replaced when cur changes
 	state   State
 	lastErr error
 	since   time.Time
@@ -163,7 +199,15 @@ type Dialer struct {
 
 // link is one established connection to the peer.
 type link interface {
-	open(ctx context.Context, authority string) (backend, error)
+	// open opens a stream and returns once its header is sent, while
+	// ctx allows; the verdict comes later (opener).
+	open(ctx context.Context, authority string) (opener, error)
+	// accepted is closed once the peer answered the probe (and on TCP
+	// paired the reverse connection); a link whose probe fails dies
+	// instead, with the reason in err.
+	accepted() <-chan struct{}
+	// settled is closed once the confirmation ended, either way.
+	settled() <-chan struct{}
 	done() <-chan struct{}
 	err() error
 	rtt() time.Duration
@@ -182,10 +226,10 @@ func NewDialer(cfg DialerConfig) (*Dialer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dialer{
 		cfg: cfg, ctx: ctx, cancel: cancel,
-		log:   cfg.Logger.With("cluster", cfg.Name),
-		ready: make(chan struct{}),
-		state: StateDown,
-		since: time.Now(),
+		log:     cfg.Logger.With("cluster", cfg.Name),
+		changed: make(chan struct{}),
+		state:   StateDown,
+		since:   time.Now(),
 	}
 	if cfg.TCPAddr != "" {
 		d.revLn = newConnListener(&net.TCPAddr{})
@@ -235,71 +279,164 @@ func (d *Dialer) statusLocked() LinkStatus {
 }
 
 // Open opens a stream to authority ("host:port" or "ip:port") through the
-// peer gateway. It waits for a link while ctx allows, and for a free
-// stream slot when the peer's MaxStreamsPerLink is reached. It returns a
-// *RefusedError when the peer gateway refuses the stream. ctx bounds only
-// the opening, not the returned conn's life.
+// peer gateway and returns once the peer accepted it: use it when the
+// verdict must be known before answering one's own client. It waits for a
+// link while ctx allows (a link that dies before the peer confirmed it is
+// not used: Open waits for the next), and for a free stream slot when the
+// peer's MaxStreamsPerLink is reached. It returns a *RefusedError when the
+// peer gateway refuses the stream. ctx bounds only the opening, not the
+// returned conn's life. Over an established link it takes one round trip.
 func (d *Dialer) Open(ctx context.Context, authority string) (net.Conn, error) {
+	return d.open(ctx, authority, true)
+}
+
+// OpenEarly is Open without the wait for the peer's verdict: it returns as
+// soon as the stream's header is sent, so the caller's first bytes follow
+// it at once and a new connection over an established link costs one
+// round trip to its first byte back, not two. The verdict comes first on
+// the stream: if the peer refused it, Read returns the *RefusedError (and
+// Write does once it is known); bytes written before are discarded by the
+// peer, which never forwards a byte of a stream it has not accepted. A
+// stream opened on a link that then dies before the peer confirmed it
+// fails (Read and Write return the link's error).
+func (d *Dialer) OpenEarly(ctx context.Context, authority string) (net.Conn, error) {
+	return d.open(ctx, authority, false)
+}
+
+func (d *Dialer) open(ctx context.Context, authority string, wait bool) (net.Conn, error) {
 	if err := checkAuthority(authority); err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
+	var dead link // the link a stream just failed on, unconfirmed
 	for {
 		d.mu.Lock()
-		l, ready := d.cur, d.ready
+		l, changed := d.cur, d.changed
 		d.mu.Unlock()
-		if l != nil {
-			b, err := l.open(ctx, authority)
-			if err != nil {
-				return nil, fmt.Errorf("open stream to %s over %s link to %s: %w", authority, l.transport(), d.cfg.Name, err)
+		if l == nil || l == dead {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("open stream to %s: link to %s is down: %w", authority, d.cfg.Name, context.Cause(ctx))
+			case <-d.ctx.Done():
+				return nil, ErrDialerClosed
 			}
+		}
+		b, err := openOn(ctx, l, authority, wait)
+		if err == nil {
 			return newConn(b, &d.counters), nil
 		}
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("open stream to %s: link to %s is down: %w", authority, d.cfg.Name, context.Cause(ctx))
-		case <-d.ctx.Done():
+		if d.ctx.Err() == nil && diedUnconfirmed(ctx, l) {
+			// The peer turned the link down (or it failed) before
+			// confirming it: nothing reached a destination, and the
+			// caller has sent nothing yet. Wait for the next link.
+			dead = l
+			continue
+		}
+		if d.ctx.Err() != nil {
 			return nil, ErrDialerClosed
 		}
+		return nil, fmt.Errorf("open stream to %s over %s link to %s: %w", authority, l.transport(), d.cfg.Name, err)
 	}
 }
 
-// run is the dialer's loop: connect, wait for the link to die (or for a
-// QUIC retry to succeed while on TCP), back off, repeat.
+// openOn opens a stream on l; with wait, it also waits for the verdict.
+func openOn(ctx context.Context, l interface {
+	open(context.Context, string) (opener, error)
+}, authority string, wait bool) (opener, error) {
+	b, err := l.open(ctx, authority)
+	if err != nil {
+		return nil, err
+	}
+	if wait {
+		if err := b.verdict(ctx); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// diedUnconfirmed waits while ctx allows until l's confirmation ended,
+// and reports whether it failed. Called after a stream failed on l: a
+// link that turns out refused settles within the probe's round trip.
+func diedUnconfirmed(ctx context.Context, l link) bool {
+	select {
+	case <-l.settled():
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-l.accepted():
+		return false
+	default:
+		return true
+	}
+}
+
+// run is the dialer's loop: connect, wait for the peer to confirm the
+// link, hold it until it dies (or a QUIC retry succeeds while on TCP),
+// back off, repeat.
 func (d *Dialer) run() {
 	backoff := d.cfg.MinBackoff
 	for {
 		l, err := d.connect()
-		if err != nil {
-			if d.ctx.Err() != nil {
-				d.setDown(nil, ErrDialerClosed)
-				return
-			}
-			d.setDown(nil, err)
-			if !d.sleep(jitter(backoff)) {
-				d.setDown(nil, ErrDialerClosed)
-				return
-			}
-			backoff = min(2*backoff, d.cfg.MaxBackoff)
-			continue
-		}
-		backoff = d.cfg.MinBackoff
-		d.setUp(l)
-		l, err = d.hold(l)
 		if err == nil {
+			d.setConnecting(l)
+			if err = d.confirm(l); err == nil {
+				backoff = d.cfg.MinBackoff
+				d.setUp(l)
+				if l, err = d.hold(l); err == nil {
+					return
+				}
+				d.setDown(l, err)
+				if !d.sleep(jitter(d.cfg.MinBackoff)) {
+					return
+				}
+				continue
+			}
+		}
+		if d.ctx.Err() != nil {
+			if l != nil {
+				l.close(context.Background(), false)
+			}
+			d.setDown(nil, ErrDialerClosed)
 			return
 		}
 		d.setDown(l, err)
-		if !d.sleep(jitter(d.cfg.MinBackoff)) {
+		if !d.sleep(jitter(backoff)) {
+			d.setDown(nil, ErrDialerClosed)
 			return
 		}
+		backoff = min(2*backoff, d.cfg.MaxBackoff)
 	}
+}
+
+// confirm waits until the peer confirmed l (nil), l died first (why) or
+// the dialer closed (ErrDialerClosed, l closed).
+func (d *Dialer) confirm(l link) error {
+	select {
+	case <-l.settled():
+	case <-d.ctx.Done():
+		l.close(context.Background(), false)
+		return ErrDialerClosed
+	}
+	select {
+	case <-l.accepted():
+		return nil
+	default:
+	}
+	err := l.err()
+	if err == nil {
+		err = errors.New("link closed")
+	}
+	return fmt.Errorf("peer gateway did not confirm the %s link: %w", l.transport(), err)
 }
 
 // hold keeps l until it dies (returning the link and why) or the dialer
 // closes (returning a nil error). On TCP it retries QUIC every
-// QUICRetryInterval and moves to it when it works, letting the TCP link
-// drain.
+// QUICRetryInterval and moves to it once the peer confirmed it, letting
+// the TCP link drain.
 func (d *Dialer) hold(l link) (link, error) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
@@ -324,7 +461,16 @@ func (d *Dialer) hold(l link) (link, error) {
 			return l, err
 		case <-retry.C:
 			q, err := d.dialQUIC(d.ctx)
+			if err == nil {
+				if err = d.confirm(q); err != nil {
+					q.close(context.Background(), false)
+				}
+			}
 			if err != nil {
+				if d.ctx.Err() != nil {
+					l.close(context.Background(), false)
+					return l, nil
+				}
 				d.log.Debug("QUIC still unavailable, staying on TCP", "error", err)
 				continue
 			}
@@ -364,18 +510,30 @@ func (d *Dialer) connect() (link, error) {
 	return nil, errors.Join(errs...)
 }
 
+// setConnecting makes l the link streams are opened on while the peer
+// confirms it.
+func (d *Dialer) setConnecting(l link) {
+	d.set(l, StateConnecting)
+	d.log.Debug("link handshake done, waiting for the peer to confirm", "transport", l.transport())
+}
+
+// setUp records that the peer confirmed l.
 func (d *Dialer) setUp(l link) {
+	d.set(l, StateUp)
+	d.log.Info("link up", "transport", l.transport())
+}
+
+func (d *Dialer) set(l link, state State) {
 	d.mu.Lock()
-	prev := d.cur
-	d.cur = l
-	if prev == nil {
-		close(d.ready)
+	if d.cur != l {
+		d.cur = l
+		close(d.changed)
+		d.changed = make(chan struct{})
 	}
-	d.state = StateUp
+	d.state = state
 	d.since = time.Now()
 	st := d.statusLocked()
 	d.mu.Unlock()
-	d.log.Info("link up", "transport", l.transport())
 	d.hook(st)
 }
 
@@ -385,7 +543,8 @@ func (d *Dialer) setDown(l link, err error) {
 	changed := d.state != StateDown
 	if d.cur != nil {
 		d.cur = nil
-		d.ready = make(chan struct{})
+		close(d.changed)
+		d.changed = make(chan struct{})
 	}
 	d.lastErr = err
 	if changed {
@@ -398,7 +557,9 @@ func (d *Dialer) setDown(l link, err error) {
 		l.close(context.Background(), false)
 	}
 	if changed {
-		d.log.Warn("link down", "error", err)
+		if !errors.Is(err, ErrDialerClosed) {
+			d.log.Warn("link down", "error", err)
+		}
 		d.hook(st)
 	}
 }
@@ -440,22 +601,27 @@ func jitter(t time.Duration) time.Duration {
 }
 
 // quicLink is a link over QUIC.
-type quicLink struct{ c *quic.Conn }
+type quicLink struct {
+	c      *quic.Conn
+	accept chan struct{} // closed when the probe was answered
+	settle chan struct{} // closed when the probe ended
+	// probeErr is why the probe failed, set before c is closed.
+	probeErr atomic.Pointer[error]
+}
 
+// dialQUIC returns once the handshake is done and the listener verified;
+// the probe then runs in the background (see quicLink.confirm).
 func (d *Dialer) dialQUIC(ctx context.Context) (link, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
+	hctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
 	// 0-RTT is never used (DialAddr, not DialAddrEarly).
 	conf := quicConfig(d.cfg.MaxStreamsPerLink, d.cfg.HandshakeTimeout, d.cfg.IdleTimeout, d.cfg.KeepAlive)
-	c, err := quic.DialAddr(ctx, d.cfg.UDPAddr, clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNQUIC), conf)
+	c, err := d.quicDial(hctx, conf)
 	if err != nil {
 		return nil, fmt.Errorf("dial QUIC link to %s: %w", d.cfg.UDPAddr, err)
 	}
-	l := &quicLink{c: c}
-	if err := l.probe(ctx); err != nil {
-		_ = c.CloseWithError(0, "probe failed")
-		return nil, fmt.Errorf("probe QUIC link to %s: %w", d.cfg.UDPAddr, err)
-	}
+	l := &quicLink{c: c, accept: make(chan struct{}), settle: make(chan struct{})}
+	d.wg.Go(func() { l.confirm(d.ctx, d.cfg.HandshakeTimeout) })
 	peer := peerID(c.ConnectionState().TLS)
 	d.wg.Go(func() {
 		serveQUICStreams(&d.wg, c, peer, &d.counters, d.cfg.HeaderTimeout, d.log, d.deliver)
@@ -463,24 +629,81 @@ func (d *Dialer) dialQUIC(ctx context.Context) (link, error) {
 	return l, nil
 }
 
-// probe opens a probe stream and waits for its answer: only then do we
-// know the listener accepted our certificate.
-func (q *quicLink) probe(ctx context.Context) error {
-	b, err := q.open(ctx, "")
-	if err != nil {
-		return err
+// quicDial makes the QUIC connection, from LocalAddr when it is set (on a
+// UDP socket bound to it, closed with the connection).
+func (d *Dialer) quicDial(ctx context.Context, conf *quic.Config) (*quic.Conn, error) {
+	tlsConf := clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNQUIC)
+	if !d.cfg.LocalAddr.IsValid() {
+		return quic.DialAddr(ctx, d.cfg.UDPAddr, tlsConf, conf)
 	}
-	return b.Close()
+	raddr, err := net.ResolveUDPAddr("udp", d.cfg.UDPAddr)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: d.cfg.LocalAddr.AsSlice()})
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", d.cfg.LocalAddr, err)
+	}
+	c, err := quic.Dial(ctx, udp, raddr, tlsConf, conf)
+	if err != nil {
+		_ = udp.Close()
+		return nil, err
+	}
+	go func() {
+		<-c.Context().Done()
+		_ = udp.Close()
+	}()
+	return c, nil
 }
 
-func (q *quicLink) open(ctx context.Context, authority string) (backend, error) {
+// netDialer is the TCP dialer of the link's connections.
+func (d *Dialer) netDialer() *net.Dialer {
+	nd := &net.Dialer{KeepAlive: d.cfg.KeepAlive}
+	if d.cfg.LocalAddr.IsValid() {
+		nd.LocalAddr = &net.TCPAddr{IP: d.cfg.LocalAddr.AsSlice()}
+	}
+	return nd
+}
+
+// confirm opens a probe stream and waits for its answer, within timeout:
+// only then do we know the listener accepted our certificate (and held
+// the link within its limits). A failed probe closes the link.
+func (q *quicLink) confirm(ctx context.Context, timeout time.Duration) {
+	defer close(q.settle)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, err := openOn(ctx, q, "", true)
+	if err == nil {
+		_ = b.Close()
+		close(q.accept)
+		return
+	}
+	// A peer that refused the link closed the connection, with the
+	// reason: prefer it to what the probe saw.
+	if cause := context.Cause(q.c.Context()); cause != nil {
+		err = cause
+	}
+	err = fmt.Errorf("probe: %w", err)
+	q.probeErr.Store(&err)
+	_ = q.c.CloseWithError(0, "probe failed")
+}
+
+func (q *quicLink) open(ctx context.Context, authority string) (opener, error) {
 	return openQUIC(ctx, q.c, authority)
 }
 
-func (q *quicLink) done() <-chan struct{} { return q.c.Context().Done() }
-func (q *quicLink) err() error            { return context.Cause(q.c.Context()) }
-func (q *quicLink) rtt() time.Duration    { return q.c.ConnectionStats().SmoothedRTT }
-func (q *quicLink) transport() string     { return TransportQUIC }
+func (q *quicLink) accepted() <-chan struct{} { return q.accept }
+func (q *quicLink) settled() <-chan struct{}  { return q.settle }
+func (q *quicLink) done() <-chan struct{}     { return q.c.Context().Done() }
+func (q *quicLink) rtt() time.Duration        { return q.c.ConnectionStats().SmoothedRTT }
+func (q *quicLink) transport() string         { return TransportQUIC }
+
+func (q *quicLink) err() error {
+	if p := q.probeErr.Load(); p != nil {
+		return *p
+	}
+	return context.Cause(q.c.Context())
+}
 
 func (q *quicLink) close(ctx context.Context, graceful bool) {
 	if graceful {
@@ -495,8 +718,8 @@ func (q *quicLink) close(ctx context.Context, graceful bool) {
 // reverse connection, on which it is the server (see h2.go).
 type tcpLink struct {
 	cc  *http.ClientConn
+	fwd *h2Conn
 	tcp *net.TCPConn
-	tr  *http.Transport
 	// peer is the gateway verified on the forward connection; the reverse
 	// connection must reach the same.
 	peer atomic.Pointer[spiffeid.ID]
@@ -508,18 +731,25 @@ type tcpLink struct {
 	paired    chan struct{}
 	pairOnce  sync.Once
 	revActive atomic.Int64 // streams the peer opened, in flight
-	dead      chan struct{}
-	once      sync.Once
-	mu        sync.Mutex
-	reason    error
+	// accept is closed once the probe was answered and the reverse
+	// connection paired.
+	accept chan struct{}
+	settle chan struct{} // closed when the confirmation ended
+	// confirmErr is why the confirmation failed, set before settle.
+	confirmErr error
+	dead       chan struct{}
+	once       sync.Once
+	mu         sync.Mutex
+	reason     error
 }
 
+// dialTCP returns once the forward connection's handshake is done and
+// the listener verified: forward streams may be opened. The probe and the
+// pairing of the reverse connection, whose handshake overlaps the forward
+// one's, then run in the background (see tcpLink.confirm).
 func (d *Dialer) dialTCP(ctx context.Context) (link, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
-	defer cancel()
-	l := &tcpLink{dead: make(chan struct{}), paired: make(chan struct{})}
-	// The reverse connection's handshakes overlap the forward
-	// connection's: it needs the token only once the listener asks.
+	l := &tcpLink{dead: make(chan struct{}), paired: make(chan struct{}), accept: make(chan struct{}), settle: make(chan struct{})}
 	revc := make(chan revDial, 1)
 	d.wg.Go(func() { revc <- d.dialReverse(ctx) })
 	closeRev := func() {
@@ -528,34 +758,16 @@ func (d *Dialer) dialTCP(ctx context.Context) (link, error) {
 			_ = r.conn.Close()
 		}
 	}
-	var protos http.Protocols
-	protos.SetHTTP2(true)
-	fwdTLS := clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNTCP)
-	verify := fwdTLS.VerifyConnection
-	fwdTLS.VerifyConnection = func(cs tls.ConnectionState) error {
-		err := verify(cs)
-		if err == nil {
-			id := peerID(cs)
-			l.peer.Store(&id)
-		}
-		return err
-	}
-	l.tr = &http.Transport{
-		Protocols:           &protos,
-		TLSClientConfig:     fwdTLS,
-		TLSHandshakeTimeout: d.cfg.HandshakeTimeout,
-		ForceAttemptHTTP2:   true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{KeepAlive: d.cfg.KeepAlive}).DialContext(ctx, network, addr)
-			if err == nil {
-				l.tcp, _ = c.(*net.TCPConn)
-			}
-			return c, err
-		},
-		HTTP2: h2Config(0, d.cfg.KeepAlive, d.cfg.IdleTimeout),
-	}
-	cc, err := l.tr.NewClientConn(ctx, "https", d.cfg.TCPAddr)
+	fwd, err := d.dialForward(ctx, l)
 	if err != nil {
+		closeRev()
+		return nil, fmt.Errorf("dial TCP link to %s: %w", d.cfg.TCPAddr, err)
+	}
+	l.fwd = fwd
+	l.tcp, _ = fwd.Conn.(*tls.Conn).NetConn().(*net.TCPConn)
+	cc, err := h2Client(ctx, fwd, d.cfg.KeepAlive, d.cfg.IdleTimeout)
+	if err != nil {
+		_ = fwd.Close()
 		closeRev()
 		return nil, fmt.Errorf("dial TCP link to %s: %w", d.cfg.TCPAddr, err)
 	}
@@ -567,28 +779,67 @@ func (d *Dialer) dialTCP(ctx context.Context) (link, error) {
 			l.die(err)
 		}
 	})
-	// Probe with a request: only the listener's answer shows that it
-	// accepted our certificate (TLS 1.3 clients finish first).
-	if err := l.probe(ctx, d.cfg.TCPAddr); err != nil {
-		_ = cc.Close()
-		closeRev()
-		return nil, fmt.Errorf("probe TCP link to %s: %w", d.cfg.TCPAddr, err)
+	if err := cc.Err(); err != nil {
+		l.die(err)
 	}
-	if err := d.pairReverse(ctx, l, <-revc); err != nil {
-		l.close(context.Background(), false)
-		return nil, fmt.Errorf("reverse connection of the TCP link to %s: %w", d.cfg.TCPAddr, err)
-	}
+	// Confirm in the background: probe the forward connection with a
+	// request (only the listener's answer shows that it accepted our
+	// certificate: TLS 1.3 clients finish first), which returns the
+	// link's token, then pair the reverse connection.
+	d.wg.Go(func() {
+		defer close(l.settle)
+		defer cancel()
+		var err error
+		if err = l.probe(ctx, d.cfg.TCPAddr); err != nil {
+			closeRev()
+			err = fmt.Errorf("probe TCP link to %s: %w", d.cfg.TCPAddr, err)
+		} else if err = d.pairReverse(ctx, l, <-revc); err != nil {
+			err = fmt.Errorf("reverse connection of the TCP link to %s: %w", d.cfg.TCPAddr, err)
+		}
+		if err != nil {
+			l.confirmErr = err
+			l.die(err)
+			l.close(context.Background(), false)
+			return
+		}
+		close(l.accept)
+	})
 	return l, nil
+}
+
+// dialForward opens a forward connection (TCP and TLS) and records the
+// verified peer on l.
+func (d *Dialer) dialForward(ctx context.Context, l *tcpLink) (*h2Conn, error) {
+	cfg := clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNTCP)
+	td := &tls.Dialer{NetDialer: d.netDialer(), Config: cfg}
+	c, err := td.DialContext(ctx, "tcp", d.cfg.TCPAddr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*tls.Conn)
+	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol != ALPNTCP {
+		_ = tc.Close()
+		return nil, fmt.Errorf("peer does not speak %s", ALPNTCP)
+	}
+	id := peerID(cs)
+	l.peer.Store(&id)
+	return &h2Conn{Conn: tc, link: l}, nil
 }
 
 // probe asks the listener for the link's token on the forward connection.
 func (t *tcpLink) probe(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+probePath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+probePath, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := t.cc.RoundTrip(req)
 	if err != nil {
+		// A peer that refused our certificate sent a TLS alert, which
+		// net/http reports only as an unusable connection.
+		if rerr := t.fwd.err(); rerr != nil && !errors.Is(rerr, net.ErrClosed) {
+			err = rerr
+		}
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -612,7 +863,7 @@ type revDial struct {
 // dialReverse opens a reverse connection (TCP and TLS).
 func (d *Dialer) dialReverse(ctx context.Context) revDial {
 	td := &tls.Dialer{
-		NetDialer: &net.Dialer{KeepAlive: d.cfg.KeepAlive},
+		NetDialer: d.netDialer(),
 		Config:    clientTLS(d.cfg.Certificate, d.cfg.Bundle, d.cfg.ExpectPeer, ALPNTCPReverse),
 	}
 	c, err := td.DialContext(ctx, "tcp", d.cfg.TCPAddr)
@@ -682,7 +933,10 @@ func (t *tcpLink) die(err error) {
 	})
 }
 
-func (t *tcpLink) open(ctx context.Context, authority string) (backend, error) {
+func (t *tcpLink) accepted() <-chan struct{} { return t.accept }
+func (t *tcpLink) settled() <-chan struct{}  { return t.settle }
+
+func (t *tcpLink) open(ctx context.Context, authority string) (opener, error) {
 	var local, remote net.Addr
 	if t.tcp != nil {
 		local, remote = t.tcp.LocalAddr(), t.tcp.RemoteAddr()
@@ -693,6 +947,15 @@ func (t *tcpLink) open(ctx context.Context, authority string) (backend, error) {
 func (t *tcpLink) done() <-chan struct{} { return t.dead }
 
 func (t *tcpLink) err() error {
+	select {
+	case <-t.settle:
+		// The probe or the pairing saw why the link went while
+		// unconfirmed more precisely than the connection's state.
+		if t.confirmErr != nil {
+			return t.confirmErr
+		}
+	default:
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.reason

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -66,12 +82,29 @@ func pingTimeouts(keepAlive, idle time.Duration) (send, wait time.Duration) {
 	return send, idle - send
 }
 
+// Receive windows of a link, both transports: a link carries a whole
+// cluster pair's traffic across WAN round trips, and a window caps what
+// a stream (or the link) moves per round trip (net/http's HTTP/2 server
+// defaults, 1 MiB each, cap a link at 20 ms at about 50 MB/s). The memory
+// is spent only while the reader falls behind, and the peer is an
+// authenticated gateway.
+const (
+	streamReceiveWindow = 16 << 20
+	linkReceiveWindow   = 64 << 20
+)
+
 // h2Config is the HTTP/2 configuration of one end of a link's TCP
 // connection; maxStreams bounds the streams the peer may open (server
 // side only).
 func h2Config(maxStreams int, keepAlive, idle time.Duration) *http.HTTP2Config {
 	send, wait := pingTimeouts(keepAlive, idle)
-	return &http.HTTP2Config{MaxConcurrentStreams: maxStreams, SendPingTimeout: send, PingTimeout: wait}
+	return &http.HTTP2Config{
+		MaxConcurrentStreams:          maxStreams,
+		SendPingTimeout:               send,
+		PingTimeout:                   wait,
+		MaxReceiveBufferPerConnection: linkReceiveWindow,
+		MaxReceiveBufferPerStream:     streamReceiveWindow,
+	}
 }
 
 // h2Server is the HTTP/2 server of one end: the listener's on forward
@@ -96,8 +129,7 @@ func h2Server(handler http.HandlerFunc, maxStreams int, handshake, keepAlive, id
 }
 
 // h2Client makes the HTTP/2 client connection of one end over hc: the
-// dialer's on its forward connection is made by net/http itself (see
-// dialTCP); this one is the listener's on a reverse connection.
+// dialer's on a forward connection, the listener's on a reverse one.
 func h2Client(ctx context.Context, hc *h2Conn, keepAlive, idle time.Duration) (*http.ClientConn, error) {
 	var once atomic.Bool
 	tr := &http.Transport{
@@ -128,6 +160,25 @@ type h2Conn struct {
 	link    any
 	onClose func()
 	closed  atomic.Bool
+	// readErr is the first error a Read returned: a TLS alert, say,
+	// which net/http reports only as an unusable connection.
+	readErr atomic.Pointer[error]
+}
+
+func (c *h2Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readErr.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// err is the first error a Read returned, nil if none.
+func (c *h2Conn) err() error {
+	if p := c.readErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (c *h2Conn) Close() error {
@@ -186,40 +237,58 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// openH2 opens a CONNECT stream to authority on cc; local and remote are
-// the addresses of the TCP connection underneath.
-func openH2(ctx context.Context, cc *http.ClientConn, authority string, local, remote net.Addr) (backend, error) {
+// openH2 opens a CONNECT stream to authority on cc and returns once its
+// HEADERS frame is sent, while ctx allows (it waits for a stream slot when
+// the peer's MaxConcurrentStreams is reached). The request runs on: its
+// body, the bytes written to the stream, flows before the response, which
+// carries the verdict and then the bytes back (h2ClientStream). local and
+// remote are the addresses of the TCP connection underneath.
+func openH2(ctx context.Context, cc *http.ClientConn, authority string, local, remote net.Addr) (opener, error) {
 	pr, pw := io.Pipe()
 	// The request's context lives as long as the stream; ctx only bounds
-	// the wait for the peer's answer.
+	// the opening.
 	rctx, rcancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(rctx, http.MethodConnect, "https://"+authority, pr)
+	h := &h2ClientStream{
+		pw: pw, cancel: rcancel, local: local, remote: remote,
+		sent: make(chan struct{}), done: make(chan struct{}),
+	}
+	body := &sentSignal{PipeReader: pr, sent: h.sent}
+	req, err := http.NewRequestWithContext(rctx, http.MethodConnect, "https://"+authority, body)
 	if err != nil {
 		rcancel()
 		return nil, err
 	}
 	req.URL = &url.URL{Host: authority}
 	req.Host = authority
-	stop := context.AfterFunc(ctx, rcancel)
-	resp, err := cc.RoundTrip(req)
-	if !stop() {
-		if err == nil {
-			_ = resp.Body.Close()
+	go h.roundTrip(cc, req, pr)
+	select {
+	case <-h.sent:
+		return h, nil
+	case <-h.done:
+		if !h.answered {
+			_ = h.Close()
+			return nil, h.verr
 		}
-		rcancel()
+		// Answered before net/http asked for the body: the stream was
+		// opened, and its verdict is read from it, as usual.
+		return h, nil
+	case <-ctx.Done():
+		_ = h.Close()
 		return nil, context.Cause(ctx)
 	}
-	if err != nil {
-		rcancel()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		reason, _ := io.ReadAll(io.LimitReader(resp.Body, maxReason))
-		_ = resp.Body.Close()
-		rcancel()
-		return nil, &RefusedError{Reason: string(reason)}
-	}
-	return &h2ClientStream{pw: pw, body: resp.Body, cancel: rcancel, local: local, remote: remote}, nil
+}
+
+// sentSignal is a CONNECT request's body: net/http reads it first right
+// after it has sent the request's HEADERS frame, which sent marks.
+type sentSignal struct {
+	*io.PipeReader
+	once sync.Once
+	sent chan struct{}
+}
+
+func (s *sentSignal) Read(p []byte) (int, error) {
+	s.once.Do(func() { close(s.sent) })
+	return s.PipeReader.Read(p)
 }
 
 // serveH2Stream serves one CONNECT request, one stream the peer opened,

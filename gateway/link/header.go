@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -99,25 +115,52 @@ func appendResponse(b []byte, status byte, reason string) []byte {
 // readResponse reads the listener's answer: nil when the stream was
 // accepted, a *RefusedError when refused.
 func readResponse(r io.Reader) error {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return fmt.Errorf("read stream answer: %w", err)
+	var a answerReader
+	return a.read(r)
+}
+
+// answerReader reads the accepting side's answer on the opening side of a
+// QUIC stream. It can be resumed: a read interrupted by a deadline leaves
+// what it read so far, and never consumes a byte of the payload behind the
+// answer.
+type answerReader struct {
+	buf [2 + maxReason]byte
+	n   int
+}
+
+// read reads the rest of the answer: nil when the stream was accepted, a
+// *RefusedError when refused, another error when the stream failed first
+// (a timeout among them, after which read may be called again).
+func (a *answerReader) read(r io.Reader) error {
+	for {
+		need := 2
+		if a.n >= 2 {
+			need += int(a.buf[1])
+		}
+		if a.n == need {
+			break
+		}
+		m, err := r.Read(a.buf[a.n:need])
+		a.n += m
+		if err != nil && (a.n < 2 || a.n < 2+int(a.buf[1])) {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("read stream answer: %w", err)
+		}
 	}
-	reason := make([]byte, h[1])
-	if _, err := io.ReadFull(r, reason); err != nil {
-		return fmt.Errorf("read stream answer: %w", err)
-	}
-	switch h[0] {
+	switch a.buf[0] {
 	case statusOK:
 		return nil
 	case statusRefused:
-		return &RefusedError{Reason: string(reason)}
+		return &RefusedError{Reason: string(a.buf[2:a.n])}
 	}
-	return fmt.Errorf("read stream answer: unknown status %d", h[0])
+	return fmt.Errorf("read stream answer: unknown status %d", a.buf[0])
 }
 
-// RefusedError is returned by Dialer.Open when the listening gateway
-// refused the stream (Stream.Refuse). Reason is the listener's text.
+// RefusedError is how a stream the peer gateway refused (Stream.Refuse)
+// fails: Open returns it; on a conn from OpenEarly, Read returns it, and
+// Write once the refusal is known. Reason is the peer's text.
 type RefusedError struct {
 	Reason string
 }

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -27,8 +43,8 @@ func TestLinkLimits(t *testing.T) {
 			d2 := startDialer(t, dialerFor(t, l, tr))
 			waitUp(t, d1, tr)
 			waitUp(t, d2, tr)
-			d3 := startDialer(t, dialerFor(t, l, tr))
-			assertRefused(t, d3)
+			d3, wasUp := startRefusedDialer(t, dialerFor(t, l, tr))
+			assertRefused(t, d3, wasUp)
 
 			// Another gateway is not held back by west's links.
 			east := dialerFor(t, l, tr)
@@ -51,8 +67,8 @@ func TestLinkLimits(t *testing.T) {
 			d2 := startDialer(t, dialerFor(t, l, tr))
 			waitUp(t, d1, tr)
 			waitUp(t, d2, tr)
-			d3 := startDialer(t, dialerFor(t, l, tr))
-			assertRefused(t, d3)
+			d3, wasUp := startRefusedDialer(t, dialerFor(t, l, tr))
+			assertRefused(t, d3, wasUp)
 			assertEcho(t, d2, echo)
 
 			_ = d1.Close()
@@ -61,20 +77,29 @@ func TestLinkLimits(t *testing.T) {
 	}
 }
 
-// assertRefused waits for d's attempts to fail and checks it stays down.
-func assertRefused(t *testing.T, d *Dialer) {
+// assertRefused waits for d's attempts to fail and checks it never comes
+// up (its handshakes complete, the listener refuses the link at once).
+func assertRefused(t *testing.T, d *Dialer, wasUp *atomic.Bool) {
 	t.Helper()
 	eventually(t, 5*time.Second, "a refused attempt", func() bool { return d.Status().LastError != nil })
 	// Several more attempts (backoff is at most 200 ms here) must fail too.
 	time.Sleep(500 * time.Millisecond)
 	st := d.Status()
-	if st.State != StateDown {
-		t.Fatalf("a dialer beyond the limit is %s over %s, want down", st.State, st.Transport)
+	if wasUp.Load() || st.State == StateUp {
+		t.Fatalf("a dialer beyond the limit came up over %s, want it refused", st.Transport)
 	}
 	if !strings.Contains(st.LastError.Error(), ErrTooManyLinks.Error()) {
 		t.Fatalf("refused dialer's LastError = %v, want it to say %q", st.LastError, ErrTooManyLinks)
 	}
 	t.Logf("refused dialer: %v", st.LastError)
+}
+
+// startRefusedDialer starts a dialer that records whether it ever came up.
+func startRefusedDialer(t *testing.T, cfg DialerConfig) (*Dialer, *atomic.Bool) {
+	t.Helper()
+	var wasUp atomic.Bool
+	cfg.OnStateChange = func(st LinkStatus) { wasUp.CompareAndSwap(false, st.State == StateUp) }
+	return startDialer(t, cfg), &wasUp
 }
 
 func assertEcho(t *testing.T, d *Dialer, echo string) {

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -8,7 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,14 +181,19 @@ func TestOnlyGatewaysMayLink(t *testing.T) {
 		name              string
 		listener, dialer  *spiffeCert
 		authorize, expect func(spiffeid.ID) error
+		// lastError is what the dialer's LastError must say: the
+		// listener's refusal arrives as a TLS alert once this side has
+		// finished its handshake (the probe sees it).
+		lastError string
 	}
+	const refusedByPeer, refusedHere = "bad certificate", "link peer"
 	for _, tc := range []side{
-		{name: "workload dials", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.workload}},
-		{name: "workload listens", listener: &spiffeCert{w.workload}, dialer: &spiffeCert{w.west}},
-		{name: "other trust domain dials", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.alien}},
-		{name: "other trust domain listens", listener: &spiffeCert{w.alien}, dialer: &spiffeCert{w.west}},
-		{name: "unexpected gateway", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.west}, expect: ExpectID(westID)},
-		{name: "unauthorized gateway", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.west}, authorize: ExpectID(eastID)},
+		{name: "workload dials", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.workload}, lastError: refusedByPeer},
+		{name: "workload listens", listener: &spiffeCert{w.workload}, dialer: &spiffeCert{w.west}, lastError: refusedHere},
+		{name: "other trust domain dials", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.alien}, lastError: refusedByPeer},
+		{name: "other trust domain listens", listener: &spiffeCert{w.alien}, dialer: &spiffeCert{w.west}, lastError: refusedHere},
+		{name: "unexpected gateway", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.west}, expect: ExpectID(westID), lastError: refusedHere},
+		{name: "unauthorized gateway", listener: &spiffeCert{w.east}, dialer: &spiffeCert{w.west}, authorize: ExpectID(eastID), lastError: refusedByPeer},
 	} {
 		for _, tr := range []string{TransportQUIC, TransportTCP} {
 			t.Run(tc.name+"/"+tr, func(t *testing.T) {
@@ -178,13 +201,21 @@ func TestOnlyGatewaysMayLink(t *testing.T) {
 				cfg := dialerFor(t, l, tr)
 				cfg.Certificate = certFunc(tc.dialer.c)
 				cfg.ExpectPeer = tc.expect
+				var wasUp atomic.Bool
+				cfg.OnStateChange = func(st LinkStatus) { wasUp.CompareAndSwap(false, st.State == StateUp) }
 				d := startDialer(t, cfg)
 				eventually(t, 5*time.Second, "a failed attempt", func() bool { return d.Status().LastError != nil })
-				if st := d.Status(); st.State != StateDown {
-					t.Fatalf("link is %s over %s, want down", st.State, st.Transport)
-				}
+				// Open waits for a link the peer confirms: a link whose
+				// handshake this side finished but the peer refused (it
+				// checks the client certificate last) does not count.
 				if _, err := d.Open(openCtx(t, 300*time.Millisecond), "127.0.0.1:9"); !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Open = %v, want deadline exceeded while the link is down", err)
+					t.Fatalf("Open = %v, want deadline exceeded while the link is refused", err)
+				}
+				if st := d.Status(); wasUp.Load() || st.State == StateUp {
+					t.Fatalf("link came up over %s (%+v), want it refused", st.Transport, st)
+				}
+				if err := d.Status().LastError; err == nil || !strings.Contains(err.Error(), tc.lastError) {
+					t.Fatalf("LastError = %v, want it to say %q", err, tc.lastError)
 				}
 			})
 		}

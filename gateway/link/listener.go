@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -5,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -366,7 +383,7 @@ func (l *Listener) handshakeTCP(raw net.Conn) {
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		l.log.Debug("link handshake failed", "transport", TransportTCP, "remote", raw.RemoteAddr().String(), "error", err)
-		_ = tc.Close()
+		lingerClose(raw)
 		return
 	}
 	cs := tc.ConnectionState()
@@ -378,6 +395,28 @@ func (l *Listener) handshakeTCP(raw net.Conn) {
 	default:
 		_ = tc.Close()
 	}
+}
+
+// Closing a connection whose handshake failed. In TLS 1.3 the client
+// finishes first and may already have sent more (its HTTP/2 preface, a
+// request) when this side rejects its certificate: closing with that
+// unread would reset the connection, and the reset can destroy the alert
+// that tells the dialer why. So the connection is half-closed after the
+// alert and drained, within bounds, before it is closed.
+const (
+	lingerTimeout = 250 * time.Millisecond
+	lingerBytes   = 64 << 10
+)
+
+// lingerClose half-closes raw, drains it briefly and closes it.
+func lingerClose(raw net.Conn) {
+	defer func() { _ = raw.Close() }()
+	tcp, ok := raw.(*net.TCPConn)
+	if !ok || tcp.CloseWrite() != nil {
+		return
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(raw, lingerBytes))
 }
 
 // serveForwardConn registers a TCP link and hands its forward connection

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
@@ -89,7 +105,7 @@ type peerLink struct {
 	revConn   *h2Conn
 }
 
-func (pl *peerLink) open(ctx context.Context, authority string) (backend, error) {
+func (pl *peerLink) open(ctx context.Context, authority string) (opener, error) {
 	if pl.qc != nil {
 		return openQUIC(ctx, pl.qc, authority)
 	}
@@ -216,14 +232,25 @@ func (l *Listener) currentLocked(peer spiffeid.ID) *peerLink {
 // Open opens a stream to authority ("host:port" or "ip:port") through
 // the peer gateway, over the link that peer dialled to this listener (its
 // most recent, if it has several), so that traffic flows both ways over
-// one link per pair of clusters. When the peer has no live link, Open
-// waits for one while ctx allows (a dialer reconnects within its
-// backoff), then returns an error wrapping ErrNoLink and ctx's cause:
-// give ctx a deadline. Like Dialer.Open it waits for a free stream slot
-// when the peer's limit is reached, returns a *RefusedError when the peer
-// refuses the stream, and ctx bounds only the opening, not the returned
-// conn's life.
+// one link per pair of clusters, and returns once the peer accepted it.
+// When the peer has no live link, Open waits for one while ctx allows (a
+// dialer reconnects within its backoff), then returns an error wrapping
+// ErrNoLink and ctx's cause: give ctx a deadline. Like Dialer.Open it
+// waits for a free stream slot when the peer's limit is reached, returns
+// a *RefusedError when the peer refuses the stream, and ctx bounds only
+// the opening, not the returned conn's life.
 func (l *Listener) Open(ctx context.Context, peer spiffeid.ID, authority string) (net.Conn, error) {
+	return l.open(ctx, peer, authority, true)
+}
+
+// OpenEarly is Open without the wait for the peer's verdict, as
+// Dialer.OpenEarly: it returns once the stream's header is sent; a
+// refusal comes as a *RefusedError from Read (and from Write once known).
+func (l *Listener) OpenEarly(ctx context.Context, peer spiffeid.ID, authority string) (net.Conn, error) {
+	return l.open(ctx, peer, authority, false)
+}
+
+func (l *Listener) open(ctx context.Context, peer spiffeid.ID, authority string, wait bool) (net.Conn, error) {
 	if err := checkAuthority(authority); err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
@@ -232,7 +259,7 @@ func (l *Listener) Open(ctx context.Context, peer spiffeid.ID, authority string)
 		pl, changed := l.currentLocked(peer), l.changed
 		l.mu.Unlock()
 		if pl != nil {
-			b, err := pl.open(ctx, authority)
+			b, err := openOn(ctx, pl, authority, wait)
 			if err != nil {
 				return nil, fmt.Errorf("open stream to %s over %s link from %s: %w", authority, pl.transport, peer, err)
 			}

@@ -1,6 +1,24 @@
+/*
+Copyright 2026 The Causeway Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package link
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +44,16 @@ type counters struct {
 	openStreams   atomic.Int64
 	bytesSent     atomic.Uint64
 	bytesReceived atomic.Uint64
+}
+
+// opener is the opening side's backend. Its Read returns the peer's
+// verdict first: a *RefusedError when refused.
+type opener interface {
+	backend
+	// verdict waits for the peer's answer while ctx allows: nil when the
+	// stream was accepted, a *RefusedError when refused, another error
+	// when the stream failed first.
+	verdict(ctx context.Context) error
 }
 
 // backend is one stream of a link, either side, either transport.
@@ -371,30 +399,122 @@ func (h *h2ServerStream) SetWriteDeadline(t time.Time) error {
 }
 
 // h2ClientStream is the opening side of an HTTP/2 CONNECT stream: the
-// request body is a pipe, the response body the other direction.
+// request body is a pipe, the response the verdict and then the other
+// direction. The round trip runs in its own goroutine from the opening on,
+// so that bytes written flow before the response arrives.
 type h2ClientStream struct {
 	pw            *io.PipeWriter
-	body          io.ReadCloser
-	cancel        func()
+	cancel        func() // ends the request, and so the stream
 	local, remote net.Addr
+	// sent is closed once the request's HEADERS frame is out.
+	sent chan struct{}
+	// done is closed once the round trip returned; verr (nil when
+	// accepted), answered (a response arrived) and body are set before.
+	done     chan struct{}
+	verr     error
+	answered bool
+	mu       sync.Mutex
+	body     io.ReadCloser // the response body once accepted, nil after Close
+	shut     bool          // Close was called
+	wclosed  atomic.Bool   // CloseWrite was called
 }
 
-func (h *h2ClientStream) answer(bool, string) error       { return nil }
-func (h *h2ClientStream) Read(p []byte) (int, error)      { return h.body.Read(p) }
-func (h *h2ClientStream) Write(p []byte) (int, error)     { return h.pw.Write(p) }
-func (h *h2ClientStream) CloseWrite() error               { return h.pw.Close() }
-func (h *h2ClientStream) LocalAddr() net.Addr             { return h.local }
-func (h *h2ClientStream) RemoteAddr() net.Addr            { return h.remote }
-func (h *h2ClientStream) SetReadDeadline(time.Time) error { return errDeadline }
-func (h *h2ClientStream) SetWriteDeadline(time.Time) error {
-	return errDeadline
+// roundTrip runs the request and records the verdict.
+func (h *h2ClientStream) roundTrip(cc *http.ClientConn, req *http.Request, pr *io.PipeReader) {
+	defer close(h.done)
+	resp, err := cc.RoundTrip(req)
+	h.answered = err == nil
+	switch {
+	case err != nil:
+		h.verr = err
+	case resp.StatusCode == http.StatusOK:
+		h.mu.Lock()
+		if h.shut {
+			_ = resp.Body.Close()
+		} else {
+			h.body = resp.Body
+		}
+		h.mu.Unlock()
+		return
+	default:
+		reason, _ := io.ReadAll(io.LimitReader(resp.Body, maxReason))
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusForbidden {
+			h.verr = &RefusedError{Reason: string(reason)}
+		} else {
+			h.verr = fmt.Errorf("stream answered %s: %s", resp.Status, bytes.TrimSpace(reason))
+		}
+	}
+	// Writes fail with the verdict from now on (unless net/http closed
+	// the body first, see Write).
+	pr.CloseWithError(h.verr)
+	h.cancel()
 }
+
+func (h *h2ClientStream) verdict(ctx context.Context) error {
+	select {
+	case <-h.done:
+		return h.verr
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (h *h2ClientStream) answer(bool, string) error { return nil }
+
+func (h *h2ClientStream) Read(p []byte) (int, error) {
+	<-h.done
+	if h.verr != nil {
+		return 0, h.verr
+	}
+	h.mu.Lock()
+	body := h.body
+	h.mu.Unlock()
+	if body == nil {
+		return 0, net.ErrClosed
+	}
+	return body.Read(p)
+}
+
+func (h *h2ClientStream) Write(p []byte) (int, error) {
+	n, err := h.pw.Write(p)
+	if err != nil && !h.wclosed.Load() {
+		// The body was closed: by the round trip's end (net/http stops
+		// reading it once the stream is over) or by Close, which ends
+		// the round trip. Either way done follows; report the verdict
+		// if that is why.
+		<-h.done
+		var refused *RefusedError
+		if errors.As(h.verr, &refused) {
+			err = h.verr
+		}
+	}
+	return n, err
+}
+
+func (h *h2ClientStream) CloseWrite() error {
+	h.wclosed.Store(true)
+	return h.pw.Close()
+}
+
+func (h *h2ClientStream) LocalAddr() net.Addr              { return h.local }
+func (h *h2ClientStream) RemoteAddr() net.Addr             { return h.remote }
+func (h *h2ClientStream) SetReadDeadline(time.Time) error  { return errDeadline }
+func (h *h2ClientStream) SetWriteDeadline(time.Time) error { return errDeadline }
 
 var errDeadline = fmt.Errorf("link stream over HTTP/2: deadlines: %w", errors.ErrUnsupported)
 
 func (h *h2ClientStream) Close() error {
 	h.pw.CloseWithError(net.ErrClosed)
-	err := h.body.Close()
+	h.mu.Lock()
+	h.shut = true
+	body := h.body
+	h.body = nil
+	h.mu.Unlock()
+	var err error
+	if body != nil {
+		err = body.Close()
+	}
 	h.cancel()
 	return err
 }

@@ -57,6 +57,9 @@ type model struct {
 	// tunnelIPs holds the pod addresses of HBONE endpoints of cluster-set
 	// services, for a gateway's checks of tunnels to a pod's HBONE port.
 	tunnelIPs map[netip.Addr]endpointMeta
+	// gatewayIPs are the addresses of this cluster's east-west gateways
+	// (endpoints of gatewayCluster).
+	gatewayIPs map[netip.Addr]bool
 	// links is a gateway's link plan: one entry per peer cluster, from
 	// the clusters named xdsconv.LinkClusterPrefix + peer.
 	links map[string]*linkPeer

@@ -301,7 +301,7 @@ func (e *eastWest) reconcile() {
 			continue
 		}
 		cfg := link.DialerConfig{
-			Name: peer, TCPAddr: lp.addrs[0],
+			Name: peer, TCPAddr: lp.addrs[0], LocalAddr: linkSource(e.opts.Addr),
 			Certificate: e.certificate, Bundle: e.bundle, ExpectPeer: link.ExpectID(want),
 			IdleTimeout: e.opts.IdleTimeout, KeepAlive: e.opts.KeepAlive,
 			QUICRetryInterval: e.opts.QUICRetry, MinBackoff: e.opts.MinBackoff, MaxBackoff: e.opts.MaxBackoff,
@@ -319,6 +319,21 @@ func (e *eastWest) reconcile() {
 		e.dialers[peer] = &planDialer{d: d, key: linkKey(lp)}
 		e.log.Info("link planned", "peer", peer, "addr", lp.addrs[0], "quic", lp.quic)
 	}
+}
+
+// linkSource is the source address of link dials: the link listener's
+// IP, when it is a specific one, so that links come from the address
+// firewalls between clusters know for the gateway.
+func linkSource(listen string) netip.Addr {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.IsUnspecified() || a.IsLoopback() {
+		return netip.Addr{}
+	}
+	return a
 }
 
 func linkKey(lp *linkPeer) string {
@@ -431,7 +446,11 @@ func (e *eastWest) dialOutbound(ctx context.Context, dst netip.AddrPort) (net.Co
 	if !ok {
 		return nil, fmt.Errorf("%s: no cluster", dst)
 	}
-	c, err := e.open(ctx, cluster, dst.String())
+	// Early: the sidecar's first bytes follow the stream header at once,
+	// so a new cross-cluster connection costs one round trip to its first
+	// byte; a refusal by the peer gateway ends the tunnel on its first
+	// read.
+	c, err := e.open(ctx, cluster, dst.String(), true)
 	if err != nil {
 		reason := refusedNoLink
 		var refused *link.RefusedError
@@ -447,7 +466,7 @@ func (e *eastWest) dialOutbound(ctx context.Context, dst netip.AddrPort) (net.Co
 
 // open opens a stream to authority in the peer cluster, over the link
 // this gateway dials or the one the peer dialled.
-func (e *eastWest) open(ctx context.Context, peer, authority string) (net.Conn, error) {
+func (e *eastWest) open(ctx context.Context, peer, authority string, early bool) (net.Conn, error) {
 	e.mu.Lock()
 	pd := e.dialers[peer]
 	e.mu.Unlock()
@@ -456,8 +475,11 @@ func (e *eastWest) open(ctx context.Context, peer, authority string) (net.Conn, 
 		// that the sidecar moves to another endpoint (another cluster)
 		// rather than wait for the reconnection; before its first
 		// connection a link is waited for.
-		if st := pd.d.Status(); st.State != link.StateUp && st.LastError != nil {
+		if st := pd.d.Status(); st.State == link.StateDown && st.LastError != nil {
 			return nil, fmt.Errorf("%w: the link to cluster %s is down: %v", errLinkDown, peer, st.LastError)
+		}
+		if early {
+			return pd.d.OpenEarly(ctx, authority)
 		}
 		return pd.d.Open(ctx, authority)
 	}
@@ -471,6 +493,9 @@ func (e *eastWest) open(ctx context.Context, peer, authority string) (net.Conn, 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, acceptedLinkWait)
 		defer cancel()
+	}
+	if early {
+		return e.ln.OpenEarly(ctx, id, authority)
 	}
 	return e.ln.Open(ctx, id, authority)
 }

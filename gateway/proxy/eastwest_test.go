@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -192,7 +193,7 @@ func startCrossCluster(t *testing.T, in inbound, transport string, bDials bool) 
 	m.api.waitIdentity(t)
 	m.web.waitIdentity(t)
 	in.httpPort, in.tcpPort = m.httpPort, m.tcpPort
-	m.api.configureInbound(t, "1", in)
+	c.configureAPI(t, "1", in)
 
 	// Both gateways know the cluster-set service's endpoints (in a).
 	services := []proto.Message{
@@ -220,6 +221,17 @@ func startCrossCluster(t *testing.T, in inbound, transport string, bDials bool) 
 		return c.gwB.link("a").State == linkapi.StateUp && c.gwA.link("b").State == linkapi.StateUp
 	})
 	return c
+}
+
+// configureAPI gives api's sidecar its inbound configuration and its
+// cluster's gateway Service, as the agent does.
+func (c *crossCluster) configureAPI(t testing.TB, version string, in inbound) {
+	t.Helper()
+	in.httpPort, in.tcpPort = c.httpPort, c.tcpPort
+	ls, cs := in.resources(t)
+	apply(t, c.api.store, cdsType, version, append(cs, edsCluster(t, gatewayCluster, false, clusterv3.Cluster_ROUND_ROBIN))...)
+	apply(t, c.api.store, edsType, version, cla(t, gatewayCluster, c.gwA.hboneAddr()))
+	apply(t, c.api.store, ldsType, version, ls...)
 }
 
 func TestGatewayCarriesTunnelsAcrossClusters(t *testing.T) {
@@ -276,10 +288,22 @@ func TestGatewayCarriesTunnelsAcrossClusters(t *testing.T) {
 
 			// The destination's sidecar saw web's identity: allowing only
 			// another workload now refuses web.
-			in := inbound{httpPort: c.httpPort, tcpPort: c.tcpPort, httpRBAC: []*rbacv3.RBAC{allowPrincipal(evilID)}}
-			c.api.configureInbound(t, "2", in)
+			c.configureAPI(t, "2", inbound{httpRBAC: []*rbacv3.RBAC{allowPrincipal(evilID)}})
 			if code, _, _ := get(t, client, outHTTP+"/denied", "api.shop.svc.clusterset.local", nil); code != 403 {
 				t.Errorf("with only %s allowed, web got %d, want 403", evilID, code)
+			}
+
+			// ... and its cluster, b, as the source cluster of a tunnel
+			// that came through a's gateway (which api's sidecar knows as
+			// its cluster's gateway).
+			for i, tc := range []struct {
+				allow string
+				want  int
+			}{{"b", 200}, {"a", 403}} {
+				c.configureAPI(t, fmt.Sprint("cluster-", i), inbound{httpRBAC: []*rbacv3.RBAC{allowCluster(tc.allow)}})
+				if code, _, _ := get(t, client, outHTTP+"/cluster", "api.shop.svc.clusterset.local", nil); code != tc.want {
+					t.Errorf("with only cluster %s allowed, web (in b) got %d, want %d", tc.allow, code, tc.want)
+				}
 			}
 		})
 	}
@@ -292,7 +316,7 @@ func TestGatewayRefusesWhatIsNotExported(t *testing.T) {
 
 	t.Run("a peer gateway asks for an address that backs no exported service", func(t *testing.T) {
 		for _, target := range []string{"127.0.0.1:22", "127.0.0.1:" + c.agent.addr[len("127.0.0.1:"):], "10.0.0.1:80"} {
-			conn, err := c.gwB.ew.open(ctx, "a", target)
+			conn, err := c.gwB.ew.open(ctx, "a", target, false)
 			var refused *link.RefusedError
 			if !errors.As(err, &refused) {
 				if conn != nil {

@@ -56,6 +56,7 @@ func (p *Proxy) initMTLS() {
 		}
 		p.gwTunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: expectGateway, Logger: p.log, DialContext: dialProxy}
 		p.remoteTunnel = &hbone.Client{Bundle: bundle, Certificate: cert, ExpectPeer: sameDomain, Logger: p.log,
+			Header: http.Header{HeaderSourceCluster: {p.cfg.Cluster}},
 			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 				dst, err := netip.ParseAddrPort(addr)
 				if err != nil {
@@ -118,10 +119,23 @@ func (p *Proxy) dialTunnel(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	if err != nil {
 		p.metrics.tunnels.WithLabelValues("outbound", "failed").Inc()
+		// No connection to the endpoint could be made: a connect
+		// failure, which retry policies retry on another endpoint.
+		if op, ok := errors.AsType[*net.OpError](err); !ok || op.Op != "dial" {
+			err = &net.OpError{Op: "dial", Net: "tcp", Addr: netAddr(addr), Err: err}
+		}
 		return nil, err
 	}
 	p.metrics.tunnels.WithLabelValues("outbound", "ok").Inc()
 	return c, nil
+}
+
+// netAddr is addr as a net.Addr, for errors.
+func netAddr(addr string) net.Addr {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return nil
 }
 
 // useTunnel reports whether addr, an endpoint of c, is reached through
@@ -222,10 +236,37 @@ func (p *Proxy) serveTunnel(peer hbone.Peer, dst netip.AddrPort, c net.Conn) {
 	}
 	p.metrics.tunnels.WithLabelValues("inbound", "ok").Inc()
 	info := connInfo{listener: l, origDst: dst, source: peer.Addr, peer: &peerIdentity{principal: peer.ID.String()}}
-	if p.cfg.Cluster != "" {
-		info.filterState = map[string]string{xdsconv.FilterStatePeerCluster: p.cfg.Cluster}
+	if cluster := p.peerCluster(peer); cluster != "" {
+		info.filterState = map[string]string{xdsconv.FilterStatePeerCluster: cluster}
 	}
 	p.serveConn(c, info)
+}
+
+// HeaderSourceCluster carries, on a tunnel from another cluster, the
+// member cluster of the sending sidecar.
+const HeaderSourceCluster = "Causeway-Source-Cluster"
+
+// peerCluster is the member cluster a tunnel comes from: the sender's
+// claim when the tunnel arrives through this cluster's east-west gateway
+// (which takes only streams of linked clusters), else this cluster. Like
+// the peer metadata of other meshes, the claim is the sending workload's:
+// its identity is verified, its locality is not.
+func (p *Proxy) peerCluster(peer hbone.Peer) string {
+	claim := peer.Header.Get(HeaderSourceCluster)
+	if claim == "" || len(claim) > 63 || !isDNSLabel(claim) || !p.store.model().gatewayIPs[peer.Addr.Addr().Unmap()] {
+		return p.cfg.Cluster
+	}
+	return claim
+}
+
+func isDNSLabel(s string) bool {
+	for i, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0 && i < len(s)-1
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // HBONEAddr returns the address the HBONE server listens on, once it

@@ -362,7 +362,10 @@ func TestRetriesTimeoutsAndUpgradeRefused(t *testing.T) {
 		{Match: prefixMatch("/retry"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "mixed"}, RetryPolicy: retry, Timeout: durationpb.New(5 * time.Second),
 		}}},
-		{Match: prefixMatch("/noretry"), Action: routeTo("mixed")},
+		{Match: prefixMatch("/noretry"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "mixed"}, RetryPolicy: &routev3.RetryPolicy{NumRetries: wrapperspb.UInt32(0)},
+		}}},
+		{Match: prefixMatch("/default"), Action: routeTo("mixed")},
 		{Match: prefixMatch("/slow"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "good"}, Timeout: durationpb.New(200 * time.Millisecond),
 		}}},
@@ -375,6 +378,14 @@ func TestRetriesTimeoutsAndUpgradeRefused(t *testing.T) {
 	for i := range 20 {
 		if code, r, _ := get(t, c, url+"/retry", "x", nil); code != 200 || r.pod() != "good" {
 			t.Fatalf("retry %d: code %d pod %q", i, code, r.pod())
+		}
+	}
+	// A route without a retry policy gets the default, as Istio's
+	// sidecars do: a request that never reached an endpoint is tried on
+	// another.
+	for i := range 20 {
+		if code, r, _ := get(t, c, url+"/default", "x", nil); code != 200 || r.pod() != "good" {
+			t.Fatalf("default retry %d: code %d pod %q", i, code, r.pod())
 		}
 	}
 	failed := 0

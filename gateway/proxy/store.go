@@ -334,6 +334,14 @@ func (s *Store) compile(listeners map[string]*listenerv3.Listener, routes map[st
 				continue
 			}
 			cc.tunnels = tunnels
+			if name == gatewayCluster {
+				m.gatewayIPs = map[netip.Addr]bool{}
+				for _, ep := range eps {
+					if ap, err := netip.ParseAddrPort(ep.Address); err == nil {
+						m.gatewayIPs[ap.Addr()] = true
+					}
+				}
+			}
 			set := strings.HasSuffix(name, "."+xdsconv.ClusterSetDomain)
 			for _, ep := range eps {
 				if ep.Cluster == "" && !tunnels[ep.Address] {

@@ -61,6 +61,12 @@ func (p *Proxy) RoundTrip(out *http.Request) (*http.Response, error) {
 	}
 	c := req.cluster
 	rp := req.retry
+	if rp == nil {
+		rp = &defaultRetry
+		if idempotentNoBody(out) {
+			rp = &defaultRetryIdempotent
+		}
+	}
 	tries := 1
 	if rp != nil && !req.upgrade {
 		tries += rp.numRetries
@@ -297,6 +303,27 @@ type clientBodyError struct{ err error }
 
 func (e *clientBodyError) Error() string { return "read request body: " + e.err.Error() }
 func (e *clientBodyError) Unwrap() error { return e.err }
+
+// defaultRetry is the retry policy of routes that have none, as Istio's
+// sidecars have: a request that cannot have reached the application (no
+// connection could be made, the stream was refused) is tried again, up to
+// twice, on other endpoints. This is what moves traffic to another
+// cluster's endpoints at once when a cluster link goes down.
+var defaultRetry = retryPolicy{on: retryConnectFailure | retryRefusedStream, numRetries: 2, baseInterval: defaultRetryBase, maxInterval: 10 * defaultRetryBase}
+
+// defaultRetryIdempotent is the default for an idempotent request without
+// a body (RFC 9110, section 9.2.2): it is also tried again when its
+// connection fails before the response (a pooled connection that died
+// with a cluster link, say).
+var defaultRetryIdempotent = retryPolicy{on: retryConnectFailure | retryRefusedStream | retryReset, numRetries: 2, baseInterval: defaultRetryBase, maxInterval: 10 * defaultRetryBase}
+
+func idempotentNoBody(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return r.Body == nil || r.Body == http.NoBody
+	}
+	return false
+}
 
 func isConnectFailure(err error) bool {
 	var op *net.OpError

@@ -75,16 +75,27 @@ limitations under the License.
 // # Trade-offs
 //
 // There is no bandwidth limit, loss model or jitter: the relay emulates
-// distance, not a bad network. Delivery waits on Go timers, which on
-// Linux wake up to about a millisecond late (more on a loaded machine):
-// the added delay is Delay plus up to that, and datagrams that fall due
-// meanwhile leave back to back. The relay's own work is part of what a
+// distance, not a bad network. Packets are delivered on time to within
+// about a tenth of a millisecond: an idle Go process wakes for its timers
+// up to a millisecond late (the netpoller waits in whole milliseconds), so
+// the last stretch of a long wait, and any wait of light traffic, is slept
+// in nanosleep; back-to-back packets of bulk traffic wait on timers, which
+// a busy process checks often. The relay's own work is part of what a
 // test through it measures, on the same CPUs as the code under test: a
 // read and a write system call per datagram, about 5 µs of CPU per
 // datagram on the 2-core test machine (what an unbatched sender and
 // receiver spend together; quic-go batches its system calls, so a QUIC
 // transfer through the relay can halve on a CPU-bound machine), and one
 // per chunk of up to 64 KiB for TCP, far cheaper per byte.
+//
+// TCP is relayed connection by connection (split TCP): the delay applies
+// to the bytes, but each leg's TCP runs over loopback, so a TCP sender's
+// congestion control never sees the round trip or a loss, only the
+// relay's buffer (TCPBuffer per direction). UDP datagrams, QUIC's among
+// them, cross the delay one by one, so QUIC's congestion control does see
+// it. A comparison of TCP and QUIC throughput through the relay therefore
+// favours TCP on long paths: on a real one, TCP's congestion window has
+// to grow across the same round trip.
 // Goroutines are per session or connection (three per UDP session, five
 // per TCP connection), never per packet.
 package delayrelay

@@ -75,7 +75,7 @@ func (r *Relay) run(l *line, stop <-chan struct{}, deliver func(*packet) bool) {
 		case <-r.done:
 			return
 		}
-		if !r.waitUntil(t, p.due, stop) {
+		if !r.waitUntil(t, p.due, len(l.ch) < lightQueue, stop) {
 			return
 		}
 		ok := deliver(&p)
@@ -86,39 +86,46 @@ func (r *Relay) run(l *line, stop <-chan struct{}, deliver func(*packet) bool) {
 	}
 }
 
-// preciseSpan is how much of a long wait is slept in the kernel rather
-// than on a Go timer. An idle Go process waits for its timers in the
+// Waiting precisely. An idle Go process waits for its timers in the
 // netpoller, in whole milliseconds: a timer fires up to a millisecond
-// late, which would add to every isolated datagram's delay (handshakes,
-// request and answer). A wait longer than preciseSpan sleeps on a timer
-// until preciseSpan before it is due, then in nanosleep, which the kernel
-// ends within tens of microseconds. Shorter waits (back-to-back packets,
-// where the process is busy and its timers are checked often) stay on the
-// timer: a system call per packet would cost more than it saves.
-const preciseSpan = 1500 * time.Microsecond
+// late, which would add to the delay of every packet of light traffic
+// (handshakes, requests and answers, and the packets that follow them
+// closely). So a wait longer than preciseSpan sleeps on a timer until
+// preciseSpan before it is due, then in nanosleep, which the kernel ends
+// within tens of microseconds; and a shorter wait of light traffic (fewer
+// than lightQueue packets queued behind) sleeps in nanosleep alone. Bulk
+// traffic stays on timers: the process is busy then and checks its
+// timers often, and a system call per packet would cost more than it
+// saves.
+const (
+	preciseSpan = 1500 * time.Microsecond
+	lightQueue  = 8
+)
 
-// waitUntil waits until relay time due; false if stop or the relay closed
-// first.
-func (r *Relay) waitUntil(t *time.Timer, due time.Duration, stop <-chan struct{}) bool {
+// waitUntil waits until relay time due (light: see lightQueue); false if
+// stop or the relay closed first.
+func (r *Relay) waitUntil(t *time.Timer, due time.Duration, light bool, stop <-chan struct{}) bool {
 	wait := due - r.now()
 	if wait <= 0 {
 		return true
 	}
-	long := wait > preciseSpan
-	if long {
+	precise := light || wait > preciseSpan
+	if precise {
 		wait -= preciseSpan
 	}
-	t.Reset(wait)
-	select {
-	case <-t.C:
-	case <-stop:
-		t.Stop()
-		return false
-	case <-r.done:
-		t.Stop()
-		return false
+	if wait > 0 {
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return false
+		case <-r.done:
+			t.Stop()
+			return false
+		}
 	}
-	if long {
+	if precise {
 		if rest := due - r.now(); rest > 0 {
 			preciseSleep(rest)
 		}

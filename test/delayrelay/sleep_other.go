@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 /*
 Copyright 2026 The Causeway Authors.
@@ -20,5 +20,5 @@ package delayrelay
 
 import "time"
 
-// preciseSleep sleeps d; without nanosleep, on a Go timer.
+// preciseSleep sleeps d, on a Go timer (nanosleep is used on Linux only).
 func preciseSleep(d time.Duration) { time.Sleep(d) }

@@ -3,6 +3,15 @@
 // and runs the real causeway-hub and causeway-agent binaries as processes
 // inside the world's network namespace. Tests and `causeway demo` use it;
 // scenarios stop, kill and restart the processes to make real faults.
+//
+// It also runs the data plane as real causeway-proxy processes with real
+// identities (proxies.go): a member's east-west gateway (SetUpGateway,
+// then Gateway.Start: the gateway's ServiceAccount and in-cluster Service,
+// the MemberCluster's gateway addresses by a second join, and
+// --mode=gateway on the cluster's gateway address 10.255.i.2), and a pod's
+// sidecar (StartSidecar: SDS with a pod-bound token, HBONE on the pod IP,
+// upstream connections from the pod IP, explicit listeners). Proxies can
+// be killed and started again for fault tests.
 package clusterset
 
 import (
@@ -48,9 +57,11 @@ type ClusterSet struct {
 	W    *world.World
 	Opts Options
 
-	mu     sync.Mutex
-	hub    *world.Proc
-	agents map[string]*world.Proc
+	mu       sync.Mutex
+	hub      *world.Proc
+	agents   map[string]*world.Proc
+	gateways map[string]*Gateway // by member
+	sidecars []*Sidecar
 }
 
 // Start joins every member to the hub and starts the hub and the agents.
@@ -68,13 +79,7 @@ func Start(ctx context.Context, w *world.World, o Options) (*ClusterSet, error) 
 		if m == nil {
 			return nil, fmt.Errorf("no cluster %q in the world", name)
 		}
-		if err := membership.Join(ctx, membership.JoinOptions{
-			Name: name, Region: m.Region, Zone: m.Zone,
-			Hub: hub.Config, Member: m.Config,
-			// The agents run inside the namespace: they reach the hub at
-			// its inner address, not at the host forward.
-			HubServer: hub.InnerServer,
-		}); err != nil {
+		if err := membership.Join(ctx, cs.joinOptions(m)); err != nil {
 			return nil, fmt.Errorf("join %s: %w", name, err)
 		}
 	}
@@ -87,6 +92,18 @@ func Start(ctx context.Context, w *world.World, o Options) (*ClusterSet, error) 
 		}
 	}
 	return cs, nil
+}
+
+// joinOptions are the options `causeway join` gets for member m.
+func (cs *ClusterSet) joinOptions(m *world.Cluster) membership.JoinOptions {
+	hub := cs.W.Cluster(cs.Opts.Hub)
+	return membership.JoinOptions{
+		Name: m.Name, Region: m.Region, Zone: m.Zone,
+		Hub: hub.Config, Member: m.Config,
+		// The agents run inside the namespace: they reach the hub at its
+		// inner address, not at the host forward.
+		HubServer: hub.InnerServer,
+	}
 }
 
 // StartHub starts causeway-hub (again).
@@ -168,14 +185,28 @@ func (cs *ClusterSet) HubMetricsURL() string {
 	return "http://" + cs.W.Cluster(cs.Opts.Hub).InfraAddr(hubMetricsPort) + "/metrics"
 }
 
-// Stop stops the agents and the hub.
+// Stop stops the proxies, then the agents and the hub.
 func (cs *ClusterSet) Stop() error {
 	cs.mu.Lock()
+	var proxies []*world.Proc
+	for _, g := range cs.gateways {
+		proxies = append(proxies, g.Proc())
+	}
+	for _, s := range cs.sidecars {
+		proxies = append(proxies, s.Proc())
+	}
 	procs := []*world.Proc{cs.hub}
 	for _, p := range cs.agents {
 		procs = append(procs, p)
 	}
 	cs.mu.Unlock()
+	stopAll(proxies)
+	stopAll(procs)
+	return nil
+}
+
+// stopAll stops processes concurrently; nil entries are skipped.
+func stopAll(procs []*world.Proc) {
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		if p == nil {
@@ -185,5 +216,4 @@ func (cs *ClusterSet) Stop() error {
 		go func() { defer wg.Done(); p.Stop() }()
 	}
 	wg.Wait()
-	return nil
 }

@@ -55,6 +55,13 @@ type Cluster struct {
 	// InfraIP is where this cluster's control plane listens inside the
 	// namespace.
 	InfraIP netip.Addr
+	// GatewayIP is the address of the cluster's east-west gateway
+	// (10.255.i.2), for the tests that run one.
+	GatewayIP netip.Addr
+	// InfraPrefix (10.255.i.0/24) holds InfraIP, GatewayIP and any other
+	// address that serves the cluster as a whole; under Isolate it may
+	// reach the cluster's pods, like the nodes of a real cluster.
+	InfraPrefix netip.Prefix
 	// NodeName is the fake Node's name.
 	NodeName string
 	// Dir holds the cluster's data, certificates, kubeconfigs and logs.
@@ -78,6 +85,7 @@ type Cluster struct {
 	pki   *clusterPKI
 	mu    sync.Mutex
 	procs map[string]*Proc
+	args  map[string][]string // each component's arguments, for StartComponent
 }
 
 // InfraAddr is host:port on the cluster's own address inside the
@@ -115,8 +123,57 @@ func (c *Cluster) start(ctx context.Context, component string, args ...string) e
 	}
 	c.mu.Lock()
 	c.procs[component] = p
+	if c.args == nil {
+		c.args = map[string][]string{}
+	}
+	c.args[component] = args
 	c.mu.Unlock()
 	return ctx.Err()
+}
+
+// StopComponent stops one control-plane component ("etcd",
+// "kube-apiserver", ...; see Proc) as an outage would, without the world
+// reporting it; StartComponent brings it back.
+func (c *Cluster) StopComponent(component string) error {
+	p := c.Proc(component)
+	if p == nil {
+		return fmt.Errorf("cluster %s: no component %q", c.Name, component)
+	}
+	p.Stop()
+	return nil
+}
+
+// StartComponent starts a stopped component again with the arguments it
+// had, and for the API server waits until it is ready again.
+func (c *Cluster) StartComponent(ctx context.Context, component string) error {
+	c.mu.Lock()
+	p, args, ok := c.procs[component], c.args[component], c.args[component] != nil
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("cluster %s: no component %q", c.Name, component)
+	}
+	if exited, _ := p.Exited(); !exited {
+		return fmt.Errorf("cluster %s: %s is running", c.Name, component)
+	}
+	if err := c.start(ctx, component, args...); err != nil {
+		return err
+	}
+	if component != binAPIServer {
+		return nil
+	}
+	return c.waitAPIServerReady(ctx)
+}
+
+// DialContext connects inside the namespace from the cluster's
+// infrastructure address (InfraIP), as a node of the cluster would: under
+// Isolate it reaches the cluster's pods, and only theirs.
+func (c *Cluster) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return c.world.NS.DialFrom(ctx, network, c.InfraIP, address)
+}
+
+// HTTPClient returns a client whose connections are made by DialContext.
+func (c *Cluster) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: c.DialContext, DisableKeepAlives: true}}
 }
 
 // failed returns the error of any control-plane process of this cluster
@@ -270,6 +327,11 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	if c.Client, err = kubernetes.NewForConfig(cfg); err != nil {
 		return fmt.Errorf("cluster %s: build client: %w", c.Name, err)
 	}
+	return c.waitAPIServerReady(ctx)
+}
+
+// waitAPIServerReady waits until the API server answers /readyz with ok.
+func (c *Cluster) waitAPIServerReady(ctx context.Context) error {
 	return c.waitFor(ctx, "kube-apiserver /readyz", 60*time.Second, func(ctx context.Context) (bool, error) {
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil {

@@ -32,10 +32,35 @@
 // long as the namespace (Pdeathsig), and the next world removes directories
 // left by dead processes.
 //
+// Address plan (cluster i, 1-based, at most 50): pods 10.i.0.0/16,
+// services 10.(100+i).0.0/16 (virtual: nothing answers there), and the
+// infrastructure range 10.255.i.0/24 with the control plane on 10.255.i.1
+// (Cluster.InfraIP) and the east-west gateway, for the tests that run one,
+// on 10.255.i.2 (Cluster.GatewayIP). 10.255.0.1 (NeutralSource) belongs to
+// no cluster: it is the source of any socket that connects without binding
+// an address of its own.
+//
+// Isolation and faults. By default the network is flat: any process
+// reaches any other. World.Isolate installs iptables rules (in the
+// namespace only) under which a cluster's pods accept new connections and
+// datagrams only from their own pod CIDR and their cluster's
+// infrastructure range, so pods of different clusters meet only through
+// their gateways; it relies on processes binding their source address (a
+// sidecar to its pod IP, a gateway to its own), and an unbound socket gets
+// NeutralSource and reaches no pod. Cluster.DialContext and
+// Cluster.HTTPClient connect from the cluster's InfraIP, as a node would.
+// World.BlockUDP (UDP dropped between two addresses, TCP passes) and
+// World.Partition (every packet from or to an address dropped, established
+// connections too) make the faults of the gateway tests; each returns an
+// undo, and Stop removes whatever is left. Cluster.StopComponent and
+// StartComponent take a control-plane process down and back.
+//
 // Trade-offs: one namespace for all clusters keeps start-up at a few
-// seconds per cluster and lets any process reach any other, like a flat
-// multi-cluster network; partitions between clusters are made by the tests
-// that need them (stopping processes, cutting links), not by this package.
+// seconds per cluster, like a flat multi-cluster network; separation
+// between clusters is rules on addresses rather than separate network
+// stacks, which is enough because every address is bound explicitly, and
+// keeps the gateways' traffic on lo, where the kernel has no netem: WAN
+// delay, when a test wants it, comes from a relay in the path.
 // The light mode for package tests that need no pods is envtest (see
 // StartEnvtest), which runs on the host's loopback and needs no root.
 package world

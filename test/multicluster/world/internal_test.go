@@ -239,3 +239,72 @@ func TestNamespaceAndForward(t *testing.T) {
 		}
 	}
 }
+
+// TestFirewallRuleSets: rule sets come and go as chains of their own;
+// removeAll (what Stop runs) leaves none behind.
+func TestFirewallRuleSets(t *testing.T) {
+	if !isRoot() {
+		t.Fatal(ErrNeedsRoot)
+	}
+	if _, err := exec.LookPath("iptables-save"); err != nil {
+		t.Fatalf("iptables is not installed (Debian package iptables): %v", err)
+	}
+	ns, err := newNamespace([]netip.Prefix{infraPrefix, netip.MustParsePrefix("10.1.0.0/16")}, NeutralSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ns.Close() }()
+	w := &World{NS: ns, Clusters: []*Cluster{{
+		Name: "c1", PodCIDR: netip.MustParsePrefix("10.1.0.0/16"), InfraPrefix: netip.MustParsePrefix("10.255.1.0/24"),
+	}}}
+	w.firewall.ns = ns
+	chains := func() []string {
+		out, err := ns.Exec(t.Context(), nil, "iptables-save", "-t", "filter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, ":"+chainPrefix) {
+				got = append(got, strings.Fields(l[1:])[0])
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	undoIso, err := w.Isolate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	undoUDP, err := w.BlockUDP(netip.MustParseAddr("10.255.1.2"), netip.MustParseAddr("10.255.2.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Partition(netip.MustParseAddr("10.255.1.2")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := chains(), []string{"CW-ISOLATE-1", "CW-NOUDP-2", "CW-PART-3"}; !slices.Equal(got, want) {
+		t.Fatalf("chains %v, want %v", got, want)
+	}
+	if err := undoUDP(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := chains(), []string{"CW-ISOLATE-1", "CW-PART-3"}; !slices.Equal(got, want) {
+		t.Fatalf("after one undo: chains %v, want %v", got, want)
+	}
+	if err := w.firewall.removeAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := chains(); len(got) != 0 {
+		t.Fatalf("after removeAll: chains %v remain", got)
+	}
+	if err := undoIso(); err != nil {
+		t.Fatalf("undo after removeAll: %v", err)
+	}
+	if _, err := w.Partition(); err == nil {
+		t.Error("a partition of nothing was accepted")
+	}
+	if _, err := w.BlockUDP(netip.Addr{}, netip.MustParseAddr("10.255.1.2")); err == nil {
+		t.Error("a UDP block with one address was accepted")
+	}
+}

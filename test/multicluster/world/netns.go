@@ -1,6 +1,7 @@
 package world
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -45,9 +47,17 @@ type Namespace struct {
 // NewNamespace creates the namespace with lo up and each prefix routed as
 // local on lo.
 func NewNamespace(local []netip.Prefix) (*Namespace, error) {
+	return newNamespace(local, netip.Addr{})
+}
+
+// newNamespace is NewNamespace; when src is valid, it is an address of lo
+// and the preferred source of every local route, so that a socket that
+// does not bind its source address gets src, not the address it connects
+// to (see setupLoopback).
+func newNamespace(local []netip.Prefix, src netip.Addr) (*Namespace, error) {
 	ns := &Namespace{reqs: make(chan func()), exited: make(chan struct{}), nsFD: -1}
 	ready := make(chan error, 1)
-	go ns.anchor(local, ready)
+	go ns.anchor(local, src, ready)
 	if err := <-ready; err != nil {
 		return nil, err
 	}
@@ -57,7 +67,7 @@ func NewNamespace(local []netip.Prefix) (*Namespace, error) {
 // anchor runs on the namespace's own thread until Close. It never unlocks
 // the thread: when it returns, the runtime destroys the thread, and with it
 // goes the Pdeathsig parent of every process started in the namespace.
-func (ns *Namespace) anchor(local []netip.Prefix, ready chan<- error) {
+func (ns *Namespace) anchor(local []netip.Prefix, src netip.Addr, ready chan<- error) {
 	runtime.LockOSThread()
 	defer close(ns.exited)
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -75,7 +85,7 @@ func (ns *Namespace) anchor(local []netip.Prefix, ready chan<- error) {
 	ns.fdMu.Lock()
 	ns.nsFD = fd
 	ns.fdMu.Unlock()
-	if err := setupLoopback(local); err != nil {
+	if err := setupLoopback(local, src); err != nil {
 		ns.fdMu.Lock()
 		ns.nsFD = -1
 		ns.fdMu.Unlock()
@@ -89,9 +99,18 @@ func (ns *Namespace) anchor(local []netip.Prefix, ready chan<- error) {
 	}
 }
 
-// setupLoopback brings lo up and routes each prefix as local on it, like
+// setupLoopback brings lo up and routes each prefix as local on lo, like
 // `ip route add local PREFIX dev lo`. It must run inside the namespace.
-func setupLoopback(local []netip.Prefix) error {
+//
+// With a valid src, src is first given to lo as an address of its own
+// and every route gets it as its preferred source (`ip route add local
+// PREFIX dev lo src SRC`). A socket that connects without binding takes
+// its source address from the route: the route's preferred source, or
+// else the destination itself. Without src, a process that connects to
+// 10.1.0.5 unbound would appear to come from 10.1.0.5, a pod of cluster 1,
+// and get through any rule that trusts cluster 1's pods; with it, it
+// comes from src, which the caller keeps out of every cluster.
+func setupLoopback(local []netip.Prefix, src netip.Addr) error {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("open netlink in namespace: %w", err)
@@ -104,6 +123,12 @@ func setupLoopback(local []netip.Prefix) error {
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
+	if src.IsValid() {
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: src.AsSlice(), Mask: net.CIDRMask(src.BitLen(), src.BitLen())}}
+		if err := h.AddrAdd(lo, a); err != nil {
+			return fmt.Errorf("add %s to lo: %w", src, err)
+		}
+	}
 	for _, p := range local {
 		route := &netlink.Route{
 			LinkIndex: lo.Attrs().Index,
@@ -111,6 +136,9 @@ func setupLoopback(local []netip.Prefix) error {
 			Type:      unix.RTN_LOCAL,
 			Table:     unix.RT_TABLE_LOCAL,
 			Scope:     netlink.SCOPE_HOST,
+		}
+		if src.IsValid() {
+			route.Src = src.AsSlice()
 		}
 		if err := h.RouteAdd(route); err != nil {
 			return fmt.Errorf("route %s local on lo: %w", p, err)
@@ -173,14 +201,30 @@ func (ns *Namespace) inside(f func()) error {
 
 // DialContext connects to address inside the namespace. It has the
 // signature of net.Dialer.DialContext, so it plugs into HTTP transports and
-// client-go's rest.Config.Dial.
+// client-go's rest.Config.Dial. The socket is not bound: its source address
+// is the route's preferred source (see setupLoopback).
 func (ns *Namespace) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return ns.DialFrom(ctx, network, netip.Addr{}, address)
+}
+
+// DialFrom connects to address inside the namespace from the source
+// address src (any port), or unbound when src is the zero Addr. network is
+// "tcp", "tcp4", "udp" or "udp4".
+func (ns *Namespace) DialFrom(ctx context.Context, network string, src netip.Addr, address string) (net.Conn, error) {
+	var d net.Dialer
+	if src.IsValid() {
+		switch network {
+		case "tcp", "tcp4", "tcp6":
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		case "udp", "udp4", "udp6":
+			d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		default:
+			return nil, fmt.Errorf("dial %s from %s: network %q has no source address", address, src, network)
+		}
+	}
 	var conn net.Conn
 	var err error
-	if ierr := ns.inside(func() {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, network, address)
-	}); ierr != nil {
+	if ierr := ns.inside(func() { conn, err = d.DialContext(ctx, network, address) }); ierr != nil {
 		return nil, ierr
 	}
 	return conn, err
@@ -194,6 +238,35 @@ func (ns *Namespace) Listen(network, address string) (net.Listener, error) {
 		return nil, ierr
 	}
 	return l, err
+}
+
+// ListenPacket opens a packet socket (UDP) inside the namespace.
+func (ns *Namespace) ListenPacket(network, address string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	var err error
+	if ierr := ns.inside(func() { pc, err = net.ListenPacket(network, address) }); ierr != nil {
+		return nil, ierr
+	}
+	return pc, err
+}
+
+// Exec runs a command inside the namespace to its end, with stdin (may be
+// nil) as its input, and returns its combined output; ctx ends it early
+// (SIGKILL).
+func (ns *Namespace) Exec(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := ns.Start(cmd); err != nil {
+		return nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return out.Bytes(), fmt.Errorf("run %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
+	}
+	return out.Bytes(), nil
 }
 
 // Close releases the namespace. Processes still running in it are killed by

@@ -24,12 +24,28 @@ import (
 	"github.com/causeway-mesh/causeway/charts"
 )
 
+// KeepLogsEnv names an environment variable: when it holds a directory,
+// Stop copies the world's process logs into a subdirectory of it before
+// removing the world (to read after a failed run).
+const KeepLogsEnv = "CAUSEWAY_WORLD_LOGS"
+
 // maxClusters bounds the world's size by its address plan: cluster i gets
 // pods in 10.i.0.0/16 and services in 10.(100+i).0.0/16.
 const maxClusters = 50
 
-// infraPrefix holds every cluster's control-plane address (10.255.i.1).
+// infraPrefix holds every cluster's infrastructure addresses: cluster i
+// has 10.255.i.0/24, its control plane 10.255.i.1 and its east-west
+// gateway 10.255.i.2.
 var infraPrefix = netip.MustParsePrefix("10.255.0.0/16")
+
+// NeutralSource is the source address of any socket in the namespace that
+// connects without binding a source address of its own: an address of lo
+// and the preferred source of every local route. It belongs to no cluster
+// (10.255.0.x is nobody's infrastructure range), so under Isolate such a
+// socket reaches no pod. Without it, Linux would use the destination
+// itself as the source, and an unbound socket would pass for a pod of the
+// cluster it connects to.
+var NeutralSource = netip.AddrFrom4([4]byte{10, 255, 0, 1})
 
 // ClusterSpec names one cluster of the world and places it.
 type ClusterSpec struct {
@@ -83,6 +99,7 @@ type World struct {
 	workloads *workloads
 	extra     []*Proc    // started with Run
 	forwards  []*Forward // opened with Forward
+	firewall  firewall   // rule sets of Isolate, BlockUDP and Partition
 
 	mu       sync.Mutex
 	errs     []error
@@ -151,6 +168,8 @@ func Start(ctx context.Context, opts Options) (_ *World, err error) {
 			PodCIDR:     netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(idx), 0, 0}), 16),
 			ServiceCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + idx), 0, 0}), 16),
 			InfraIP:     netip.AddrFrom4([4]byte{10, 255, byte(idx), 1}),
+			GatewayIP:   netip.AddrFrom4([4]byte{10, 255, byte(idx), 2}),
+			InfraPrefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 255, byte(idx), 0}), 24),
 			NodeName:    spec.Name + "-node-1",
 			Dir:         filepath.Join(dir, spec.Name),
 			world:       w,
@@ -159,9 +178,10 @@ func Start(ctx context.Context, opts Options) (_ *World, err error) {
 		w.Clusters = append(w.Clusters, c)
 		local = append(local, c.PodCIDR)
 	}
-	if w.NS, err = NewNamespace(local); err != nil {
+	if w.NS, err = newNamespace(local, NeutralSource); err != nil {
 		return nil, err
 	}
+	w.firewall.ns = w.NS
 	if opts.HandleSignals {
 		w.handleSignals()
 	}
@@ -368,7 +388,19 @@ func (w *World) Stop() error {
 		}
 		wg.Wait()
 		if w.NS != nil {
-			err = w.NS.Close()
+			// The rules would go with the namespace; removing them first
+			// keeps Stop's account exact (and reports rules that would not
+			// go).
+			err = w.firewall.removeAll()
+			err = errors.Join(err, w.NS.Close())
+		}
+		if keep := os.Getenv(KeepLogsEnv); keep != "" {
+			dst := filepath.Join(keep, filepath.Base(w.Dir))
+			if cerr := os.CopyFS(dst, os.DirFS(w.logDir)); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("keep the logs in %s: %w", dst, cerr))
+			} else {
+				w.opts.Logf("test world: logs kept in %s", dst)
+			}
 		}
 		if rerr := os.RemoveAll(w.Dir); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove world directory: %w", rerr))

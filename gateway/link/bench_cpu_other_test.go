@@ -1,4 +1,4 @@
-//go:build unix
+//go:build !unix
 
 /*
 Copyright 2026 The Causeway Authors.
@@ -16,17 +16,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package delayrelay
+package link
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
-
-// preciseSleep sleeps d in the kernel (see preciseSpan).
-func preciseSleep(d time.Duration) {
-	ts := unix.NsecToTimespec(d.Nanoseconds())
-	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
-	}
-}
+// cpuTime is unknown here: CPU figures read 0.
+func cpuTime() float64 { return 0 }
