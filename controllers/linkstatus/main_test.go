@@ -18,17 +18,14 @@ package linkstatus
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/causeway-mesh/causeway/internal/scheme"
 	"github.com/causeway-mesh/causeway/test/multicluster/world"
@@ -42,32 +39,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	ctrllog.SetLogger(logr.Discard())
-	// envtest's default start timeout, 20s, is too short on a loaded
-	// 2-core machine running several test packages.
-	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
-		_ = os.Setenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT", "2m")
-	}
-	env, err := world.StartEnvtest()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v (run `make test-bins` to build etcd and kube-apiserver)\n", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
-		}
-	}()
-	hubConfig = env.Config
-	if hub, err = client.New(hubConfig, client.Options{Scheme: scheme.New()}); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: create client: %v\n", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(world.RunEnvtest(m, func(c *rest.Config) (err error) {
+		hubConfig = c
+		hub, err = client.New(hubConfig, client.Options{Scheme: scheme.New()})
+		return err
+	}))
 }
 
 func testContext(t *testing.T) context.Context {

@@ -17,14 +17,11 @@ limitations under the License.
 package serviceexport_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/causeway-mesh/causeway/test/multicluster/world"
 )
@@ -34,21 +31,7 @@ import (
 var restConfig *rest.Config
 
 func TestMain(m *testing.M) {
-	ctrllog.SetLogger(logr.Discard())
-	env, err := world.StartEnvtest()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v (run `make test-bins` to build etcd and kube-apiserver)\n", err)
-		os.Exit(1)
-	}
-	restConfig = env.Config
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(world.RunEnvtest(m, func(c *rest.Config) error { restConfig = c; return nil }))
 }
 
 // eventually retries check until it returns nil or 20 s pass.
