@@ -476,7 +476,7 @@ func (e *eastWest) open(ctx context.Context, peer, authority string, early bool)
 		// rather than wait for the reconnection; before its first
 		// connection a link is waited for.
 		if st := pd.d.Status(); st.State == link.StateDown && st.LastError != nil {
-			return nil, fmt.Errorf("%w: the link to cluster %s is down: %v", errLinkDown, peer, st.LastError)
+			return nil, fmt.Errorf("%w: the link to cluster %s is down: %w", errLinkDown, peer, st.LastError)
 		}
 		if early {
 			return pd.d.OpenEarly(ctx, authority)
