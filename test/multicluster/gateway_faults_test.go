@@ -481,10 +481,18 @@ func (s *gatewaySuite) testHubDown(t *testing.T) {
 	if err := cs.StartHub(); err != nil {
 		t.Fatal(err)
 	}
+	back := time.Now()
 	for _, m := range members {
 		waitSettled(t, m)
 	}
 	if _, err := s.get(ctx, s.client, s.soloName(world.EchoHTTPPort), "/hub-back", false); err != nil {
 		t.Fatal(err)
 	}
+	// The agents' watches of the hub reconnect with client-go's
+	// backoff (up to 30 s, jittered), so a change made right after the
+	// hub's return can take that long to reach every member. Wait for a
+	// new export to reach them all, so the recovery is measured and the
+	// next test starts with a working cluster set.
+	exportEverywhereWithin(t, ctx, time.Minute, clusterA, uniqueNS(t), "hub-back", 1)
+	t.Logf("hub back: a new export reached every member %s after the hub restarted", time.Since(back).Round(10*time.Millisecond))
 }

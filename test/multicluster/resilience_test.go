@@ -27,6 +27,13 @@ import (
 // member, exports it and waits until every member imports it.
 func exportEverywhere(t *testing.T, ctx context.Context, cluster, ns, name string, replicas int32) []string {
 	t.Helper()
+	return exportEverywhereWithin(t, ctx, 20*time.Second, cluster, ns, name, replicas)
+}
+
+// exportEverywhereWithin is exportEverywhere waiting up to within for
+// each member's import.
+func exportEverywhereWithin(t *testing.T, ctx context.Context, within time.Duration, cluster, ns, name string, replicas int32) []string {
+	t.Helper()
 	deployEcho(t, ctx, cluster, ns, name, replicas)
 	for _, m := range members {
 		ensureNamespace(t, ctx, m, ns)
@@ -34,7 +41,7 @@ func exportEverywhere(t *testing.T, ctx context.Context, cluster, ns, name strin
 	ips := readyEndpointIPs(t, ctx, cluster, ns, name, int(replicas))
 	export(t, ctx, cluster, ns, name)
 	for _, m := range members {
-		eventually(t, 20*time.Second, name+" imported in "+m, func(ctx context.Context) error {
+		eventually(t, within, name+" imported in "+m, func(ctx context.Context) error {
 			eps, err := importSlices(ctx, m, ns, name)
 			if err != nil {
 				return err
