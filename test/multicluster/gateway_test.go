@@ -101,7 +101,8 @@ type gatewaySuite struct {
 // pods only through B's gateway, the link and A's gateway. Subtests:
 // every protocol by clusterset.local name and by ClusterSetIP over the
 // QUIC link, the destination authorising B's identity, refusals, and the
-// faults (a gateway killed, UDP blocked, a partition, the hub down).
+// faults (a gateway killed, UDP blocked, a partition, the failover
+// drill, the hub down).
 func TestGateways(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	s := setUpGateways(t, ctx)
@@ -111,6 +112,7 @@ func TestGateways(t *testing.T) {
 	t.Run("GatewayKilled", s.testGatewayKilled)
 	t.Run("UDPBlocked", s.testUDPBlocked)
 	t.Run("Partition", s.testPartition)
+	t.Run("Drill", s.testDrill)
 	t.Run("HubDown", s.testHubDown)
 }
 
@@ -120,7 +122,7 @@ func cleanupContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
-func setUpGateways(t *testing.T, ctx context.Context) *gatewaySuite {
+func setUpGateways(t testing.TB, ctx context.Context) *gatewaySuite {
 	t.Helper()
 	start := time.Now()
 	s := &gatewaySuite{ns: uniqueNS(t), gw: map[string]*clusterset.Gateway{}, servers: map[string]*clusterset.Sidecar{}}
@@ -322,7 +324,7 @@ func setUpGateways(t *testing.T, ctx context.Context) *gatewaySuite {
 }
 
 // logTails logs the end of every proxy's log, for a failed run.
-func (s *gatewaySuite) logTails(t *testing.T) {
+func (s *gatewaySuite) logTails(t testing.TB) {
 	var procs []*world.Proc
 	for _, name := range []string{clusterA, clusterB, clusterC} {
 		if g := s.gw[name]; g != nil && g.Proc() != nil {
@@ -341,7 +343,7 @@ func (s *gatewaySuite) logTails(t *testing.T) {
 
 // logMetrics logs the tunnel and link series of the proxies, for a failed
 // run.
-func (s *gatewaySuite) logMetrics(t *testing.T) {
+func (s *gatewaySuite) logMetrics(t testing.TB) {
 	ctx, cancel := cleanupContext()
 	defer cancel()
 	dump := func(name string, hc *http.Client, admin string, prefixes ...string) {
@@ -386,13 +388,13 @@ func infraAddr(c *world.Cluster, host byte) netip.Addr {
 	return netip.AddrFrom4([4]byte{b[0], b[1], b[2], host})
 }
 
-func createServiceAccount(t *testing.T, ctx context.Context, cluster, ns, name string) {
+func createServiceAccount(t testing.TB, ctx context.Context, cluster, ns, name string) {
 	t.Helper()
 	create(t, ctx, cluster, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
 }
 
 // create creates objects in cluster; one that exists is fine.
-func create(t *testing.T, ctx context.Context, cluster string, objs ...client.Object) {
+func create(t testing.TB, ctx context.Context, cluster string, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := clients[cluster].Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -502,7 +504,7 @@ func peerLink(ctx context.Context, g *clusterset.Gateway, peer string) (linkapi.
 
 // waitLinksUp waits until every pair of the three clusters has its link up
 // over QUIC, as both ends see it.
-func (s *gatewaySuite) waitLinksUp(t *testing.T, timeout time.Duration) {
+func (s *gatewaySuite) waitLinksUp(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	eventually(t, timeout, "every link up over QUIC", func(ctx context.Context) error {
 		for _, from := range []string{clusterA, clusterB, clusterC} {
@@ -526,7 +528,7 @@ func (s *gatewaySuite) waitLinksUp(t *testing.T, timeout time.Duration) {
 // waitHealthy waits until every link is up over QUIC and the client's
 // requests to solo (A) and echo (A and C) succeed: a fault test starts
 // from a working cluster set, whatever the one before it left.
-func (s *gatewaySuite) waitHealthy(t *testing.T) {
+func (s *gatewaySuite) waitHealthy(t testing.TB) {
 	t.Helper()
 	s.waitLinksUp(t, 30*time.Second)
 	eventually(t, 30*time.Second, "the client's requests to solo and echo succeed", func(ctx context.Context) error {
@@ -898,7 +900,7 @@ func scrape(ctx context.Context, hc *http.Client, url, prefix string) (float64, 
 
 // memberCA loads a member's intermediate CA and the trust bundle from the
 // hub (as an attacker who stole them would hold them).
-func memberCA(t *testing.T, ctx context.Context, member string) (*pki.CA, []byte) {
+func memberCA(t testing.TB, ctx context.Context, member string) (*pki.CA, []byte) {
 	t.Helper()
 	var sec corev1.Secret
 	key := client.ObjectKey{Namespace: causewayv1alpha1.MemberNamespace(member), Name: identity.CASecretName}
@@ -919,7 +921,7 @@ type svid struct {
 	certFile, keyFile, bundleFile string
 }
 
-func newSVID(t *testing.T, ca *pki.CA, bundle []byte, id spiffeid.ID) svid {
+func newSVID(t testing.TB, ca *pki.CA, bundle []byte, id spiffeid.ID) svid {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -34,7 +34,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 }
 
 // uniqueNS returns a namespace name for one test.
-func uniqueNS(t *testing.T) string {
+func uniqueNS(t testing.TB) string {
 	t.Helper()
 	n := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(n) > 40 {
@@ -44,21 +44,21 @@ func uniqueNS(t *testing.T) string {
 }
 
 // deployEcho creates namespace ns and the echo app in cluster.
-func deployEcho(t *testing.T, ctx context.Context, cluster, ns, name string, replicas int32) {
+func deployEcho(t testing.TB, ctx context.Context, cluster, ns, name string, replicas int32) {
 	t.Helper()
 	if err := w.Cluster(cluster).CreateEchoApp(ctx, ns, name, replicas); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func ensureNamespace(t *testing.T, ctx context.Context, cluster, ns string) {
+func ensureNamespace(t testing.TB, ctx context.Context, cluster, ns string) {
 	t.Helper()
 	if err := w.Cluster(cluster).EnsureNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func export(t *testing.T, ctx context.Context, cluster, ns, name string) {
+func export(t testing.TB, ctx context.Context, cluster, ns, name string) {
 	t.Helper()
 	se := &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if err := clients[cluster].Create(ctx, se); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -103,7 +103,7 @@ func importSlices(ctx context.Context, cluster, ns, name string) (map[string][]s
 }
 
 // readyEndpointIPs returns the ready endpoint IPs of a local Service.
-func readyEndpointIPs(t *testing.T, ctx context.Context, cluster, ns, name string, n int) []string {
+func readyEndpointIPs(t testing.TB, ctx context.Context, cluster, ns, name string, n int) []string {
 	t.Helper()
 	eps, err := w.Cluster(cluster).WaitReadyEndpoints(ctx, ns, name, n, time.Minute)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestMain(m *testing.M) {
 
 func kube(name string) kubernetes.Interface { return w.Cluster(name).Client }
 
-func testContext(t *testing.T, d time.Duration) context.Context {
+func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
